@@ -1,0 +1,15 @@
+# The two commands a newcomer needs. Each sets up what it needs first (scripts/bootstrap.sh is idempotent).
+.PHONY: run test bench setup
+
+setup:
+	./scripts/bootstrap.sh
+
+run: setup
+	.venv/bin/warmline run
+
+test:
+	./scripts/bootstrap.sh --test
+	.venv/bin/python -m pytest -q -ra
+
+bench: setup
+	.venv/bin/python bench/bot_turn.py --json bench/out/bot_turn.json

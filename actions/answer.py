@@ -1,0 +1,113 @@
+"""``action_answer_kb``: answer from the KB, offer the likely articles, or hand over to a person.
+
+The escalation triggers live here because this is where the bot knows it failed: a second unsure turn in a row,
+too many failed turns in one conversation, or an article that must always reach a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.kb_service import live_kb
+from knowledge.articles import Article
+from knowledge.retrieval import Decision
+from warmline.settings import Settings
+
+HUMAN_PAYLOAD = "/human"
+TALK_TO_PERSON = {"title": "Talk to a person", "payload": HUMAN_PAYLOAD}
+NOT_SURE = "I'm not sure I can answer that. Could you put it another way, or shall I get a person for you?"
+DID_YOU_MEAN = "I'm not quite sure what you mean. Is it one of these?"
+
+_settings = Settings()
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the bot does with one customer message."""
+
+    kind: Literal["answer", "choices", "not_sure", "escalate"]
+    article: Article | None = None
+    choices: tuple[Article, ...] = ()
+    reason: str | None = None
+
+
+def next_step(
+    decision: Decision, by_id: dict[str, Article], low_streak: int, failed_turns: int, max_failed_turns: int
+) -> Step:
+    """The escalation policy, as a pure function of the retriever's decision and the conversation so far."""
+    if decision.kind == "answer":
+        article = by_id[decision.candidates[0].article_id]
+        if article.always_human:
+            return Step("escalate", article=article, reason="always_human")
+        return Step("answer", article=article)
+    if failed_turns + 1 >= max_failed_turns:
+        return Step("escalate", reason="failed_turns")
+    if low_streak >= 1:
+        return Step("escalate", reason="low_confidence")
+    choices = tuple(by_id[c.article_id] for c in decision.candidates if c.article_id in by_id)
+    if decision.kind == "choices" and choices:
+        return Step("choices", choices=choices)
+    return Step("not_sure")
+
+
+def reply_for(step: Step) -> dict[str, Any] | None:
+    """The message for a step, as ``utter_message`` keyword arguments (None: action_escalate speaks next)."""
+    if step.kind == "answer" and step.article is not None:
+        return {"text": step.article.answer}
+    if step.kind == "choices":
+        buttons = [{"title": a.title, "payload": f"/{a.intent}"} for a in step.choices]
+        return {"text": DID_YOU_MEAN, "buttons": [*buttons, TALK_TO_PERSON]}
+    if step.kind == "not_sure":
+        return {"text": NOT_SURE, "buttons": [TALK_TO_PERSON]}
+    return None
+
+
+def chosen_article(tracker: Tracker, by_intent: dict[str, Article]) -> Article | None:
+    """A quick-reply click sends ``/kb_<id>``: answer that article without second-guessing it."""
+    if not (tracker.latest_message.get("text") or "").strip().startswith("/"):
+        return None
+    return by_intent.get((tracker.latest_message.get("intent") or {}).get("name") or "")
+
+
+class ActionAnswerKB(Action):
+    def name(self) -> str:
+        return "action_answer_kb"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        live = await live_kb.current()
+        by_id = {a.id: a for a in live.kb.articles}
+        text = tracker.latest_message.get("text") or ""
+        picked = chosen_article(tracker, {a.intent: a for a in live.kb.articles})
+        if picked is not None:
+            step = Step("escalate", article=picked, reason="always_human") if picked.always_human else Step("answer", article=picked)
+        else:
+            step = next_step(
+                live.retriever.decide(text),
+                by_id,
+                low_streak=int(tracker.get_slot("low_confidence_streak") or 0),
+                failed_turns=int(tracker.get_slot("failed_turns") or 0),
+                max_failed_turns=_settings.max_failed_turns,
+            )
+        if step.kind == "answer":
+            dispatcher.utter_message(**(reply_for(step) or {}))
+            return [SlotSet("low_confidence_streak", 0)]
+        failed = list(tracker.get_slot("failed_turn_texts") or [])
+        if step.kind != "escalate" or step.reason != "always_human":
+            failed.append(text)
+        events: list[dict[str, Any]] = [
+            SlotSet("failed_turns", len(failed)),
+            SlotSet("failed_turn_texts", failed),
+            SlotSet("low_confidence_streak", int(tracker.get_slot("low_confidence_streak") or 0) + 1),
+        ]
+        if step.kind == "escalate":
+            article_id = step.article.id if step.article else None
+            return [*events, SlotSet("escalation_reason", f"{step.reason}:{article_id or ''}"), FollowupAction("action_escalate")]
+        dispatcher.utter_message(**(reply_for(step) or {}))
+        return events

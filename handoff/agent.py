@@ -1,0 +1,187 @@
+"""The agent side of the relay (namespace ``/agent``): the queue, accepting a ticket, chatting, resolving.
+
+Agents authenticate over REST (``POST /api/agent/login``) and connect with ``auth={"token": ...}``; a socket
+without a valid token is refused before any handler runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handoff import events, store, tickets
+from handoff.bot_client import BotClient
+from handoff.bot_replies import message_event
+from handoff.errors import BotUnavailable, InvalidPayload, NotYourTicket, TicketUnavailable
+from handoff.guard import guard, validation_message
+from handoff.models import Conversation, Message, Ticket
+from handoff.auth import agent_for_token
+
+log = logging.getLogger(__name__)
+
+NS = events.AGENT_NAMESPACE
+
+
+def summary(ticket: Ticket, conversation: Conversation | None, position: int | None = None) -> events.TicketSummary:
+    return events.TicketSummary(
+        ticket_id=ticket.id,
+        conversation_id=ticket.conversation_id,
+        status=ticket.status,
+        reason=ticket.reason,
+        reason_text=ticket.card.get("reason_text"),
+        team=ticket.card.get("team"),
+        customer=conversation.customer if conversation else {},
+        created_at=ticket.created_at.isoformat(),
+        position=position,
+    )
+
+
+def history_message(message: Message) -> events.HistoryMessage:
+    return events.HistoryMessage.model_validate(message_event(message) | {"text": message.text})
+
+
+def conversation_room(conversation_id: str) -> str:
+    return f"conversation:{conversation_id}"
+
+
+class AgentSide:
+    def __init__(self, sio: socketio.AsyncServer, sessions: async_sessionmaker[AsyncSession], bot: BotClient) -> None:
+        self.sio = sio
+        self.sessions = sessions
+        self.bot = bot
+
+    def register(self) -> None:
+        self.sio.on("connect", self.connect, namespace=NS)
+        for name, handler in (
+            ("sync", self.sync),
+            (events.ACCEPT, self.accept),
+            (events.AGENT_MESSAGE, self.agent_message),
+            (events.RESOLVE, self.resolve),
+        ):
+            self.sio.on(name, guard(self.sio, NS, name, handler), namespace=NS)
+
+    async def connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        agent = None
+        if isinstance(token, str) and token:
+            async with self.sessions() as s:
+                agent = await agent_for_token(s, token)
+        if agent is None:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "bad_token", "message": "Please log in again: this login is unknown or has expired."}
+            )
+        await self.sio.save_session(sid, {"agent_id": agent.id, "name": agent.name}, namespace=NS)
+        await self.sio.enter_room(sid, events.AGENTS_ROOM, namespace=NS)
+
+    async def _me(self, sid: str) -> tuple[int, str]:
+        session = await self.sio.get_session(sid, namespace=NS)
+        return int(session["agent_id"]), str(session["name"])
+
+    async def detail(self, s: AsyncSession, ticket: Ticket) -> events.TicketDetail:
+        conversation = await s.get(Conversation, ticket.conversation_id)
+        messages = await store.history(s, ticket.conversation_id)
+        return events.TicketDetail(
+            ticket=summary(ticket, conversation), card=ticket.card, messages=[history_message(m) for m in messages]
+        )
+
+    async def sync(self, sid: str, _data: Any) -> dict[str, Any]:
+        """The queue and this agent's open chats (with transcripts): what a (re)connecting console needs."""
+        agent_id, name = await self._me(sid)
+        async with self.sessions() as s:
+            queue = []
+            for position, ticket in enumerate(await tickets.waiting(s), start=1):
+                queue.append(summary(ticket, await s.get(Conversation, ticket.conversation_id), position))
+            chats = [await self.detail(s, t) for t in await tickets.assigned_to(s, agent_id)]
+        for chat in chats:
+            await self.sio.enter_room(sid, conversation_room(chat.ticket.conversation_id), namespace=NS)
+        return {
+            "ok": True,
+            "agent": {"id": agent_id, "name": name},
+            "queue": [q.model_dump() for q in queue],
+            "chats": [c.model_dump() for c in chats],
+        }
+
+    async def accept(self, sid: str, data: Any) -> dict[str, Any]:
+        ref = _parse(events.TicketRef, data)
+        agent_id, name = await self._me(sid)
+        async with self.sessions() as s, s.begin():
+            ticket = await tickets.accept(s, ref.ticket_id, agent_id)
+            if ticket is None:
+                raise TicketUnavailable()
+            joined = (await store.add_message(s, ticket.conversation_id, "system", f"{name} joined the chat.")).message
+            detail = await self.detail(s, ticket)
+        room = conversation_room(ticket.conversation_id)
+        await self.sio.enter_room(sid, room, namespace=NS)
+        await self.sio.emit(events.TICKET_TAKEN, {"ticket_id": ticket.id}, room=events.AGENTS_ROOM, namespace=NS)
+        await self.sio.emit(
+            events.BOT_UTTERED, message_event(joined) | {"agent_name": name}, room=ticket.conversation_id,
+            namespace=events.CUSTOMER_NAMESPACE,
+        )  # fmt: skip
+        return {"ok": True, "ticket": detail.model_dump()}
+
+    async def agent_message(self, sid: str, data: Any) -> dict[str, Any]:
+        says = _parse(events.AgentSays, data)
+        agent_id, name = await self._me(sid)
+        async with self.sessions() as s, s.begin():
+            ticket = await s.get(Ticket, says.ticket_id)
+            if ticket is None or ticket.agent_id != agent_id or ticket.status != "assigned":
+                raise NotYourTicket()
+            stored = await store.add_message(
+                s, ticket.conversation_id, "agent", says.text, client_id=says.client_id, data={"agent_name": name}
+            )
+        ack = {"ok": True, "message_id": stored.message.id, "client_id": says.client_id, "duplicate": not stored.created}
+        if stored.created:
+            event = message_event(stored.message)
+            await self.sio.emit(events.BOT_UTTERED, event, room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE)
+            chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
+            await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=conversation_room(ticket.conversation_id), namespace=NS)
+        return ack
+
+    async def resolve(self, sid: str, data: Any) -> dict[str, Any]:
+        ref = _parse(events.TicketRef, data)
+        agent_id, name = await self._me(sid)
+        async with self.sessions() as s, s.begin():
+            ticket = await tickets.resolve(s, ref.ticket_id, agent_id)
+            if ticket is None:
+                raise NotYourTicket()
+            closed = (
+                await store.add_message(
+                    s, ticket.conversation_id, "system",
+                    f"{name} has closed this chat. The assistant is here again if you need anything else.",
+                )  # fmt: skip
+            ).message
+        conversation_id = ticket.conversation_id
+        await resume_bot(self.sessions, self.bot, conversation_id)
+        await self.sio.emit(events.BOT_UTTERED, message_event(closed), room=conversation_id, namespace=events.CUSTOMER_NAMESPACE)
+        await self.sio.emit(
+            events.RATING_REQUEST,
+            {"ticket_id": ticket.id, "question": "How would you rate the help you got?", "scale": [1, 2, 3, 4, 5]},
+            room=conversation_id, namespace=events.CUSTOMER_NAMESPACE,
+        )  # fmt: skip
+        await self.sio.emit(events.TICKET_RESOLVED, {"ticket_id": ticket.id}, room=conversation_room(conversation_id), namespace=NS)
+        await self.sio.leave_room(sid, conversation_room(conversation_id), namespace=NS)
+        return {"ok": True, "ticket_id": ticket.id}
+
+
+async def resume_bot(sessions: async_sessionmaker[AsyncSession], bot: BotClient, conversation_id: str) -> None:
+    """Hand the conversation back to Rasa exactly once; if Rasa is down, the next bot turn retries first."""
+    try:
+        await bot.resume(conversation_id)
+    except BotUnavailable:
+        log.warning("could not resume %s in Rasa yet; will retry before its next bot turn", conversation_id)
+        return
+    async with sessions() as s, s.begin():
+        conversation = await s.get(Conversation, conversation_id)
+        if conversation is not None:
+            conversation.bot_paused = False
+
+
+def _parse(model: type[events.BaseModel], data: Any) -> Any:
+    try:
+        return model.model_validate(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        raise InvalidPayload(validation_message(exc)) from exc

@@ -1,0 +1,91 @@
+"""The relay's app factory: a Sanic app with python-socketio attached, resources built in server listeners."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import socketio
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from handoff.bot_client import BotClient
+from handoff.agent import AgentSide
+from handoff.api import api
+from handoff.customer import CustomerSide
+from warmline.db import create_engine, session_factory
+from warmline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONSOLE = Path(__file__).resolve().parent.parent / "console"
+STATIC = CONSOLE / "static"
+SOCKET_IO_CLIENT = CONSOLE / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+# Large enough for any legal chat message in any encoding; the handlers give the precise, friendly limit.
+MAX_PACKET_BYTES = 256 * 1024
+
+
+def client_manager(settings: Settings) -> socketio.AsyncManager | None:
+    """Across several relay processes, rooms and emits go through Redis; one process needs nothing extra."""
+    if not settings.redis_url:
+        return None
+    return socketio.AsyncRedisManager(settings.redis_url)
+
+
+def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
+    app = Sanic(name)
+    app.config.update(
+        {"WEBSOCKET_MAX_SIZE": MAX_PACKET_BYTES, "ACCESS_LOG": False, "KEEP_ALIVE_TIMEOUT": 75}
+    )
+    sio = socketio.AsyncServer(
+        async_mode="sanic",
+        client_manager=client_manager(settings),
+        cors_allowed_origins=settings.cors_origins,
+        max_http_buffer_size=MAX_PACKET_BYTES,
+    )
+    sio.attach(app)
+    bot = BotClient(settings.rasa_url, settings.rasa_timeout_s)
+    app.ctx.settings = settings
+    app.ctx.sio = sio
+    app.ctx.bot = bot
+
+    @app.before_server_start
+    async def open_resources(app: Sanic) -> None:
+        app.ctx.engine = create_engine(settings.db_url)
+        sessions = session_factory(app.ctx.engine)
+        app.ctx.sessions = sessions
+        await bot.start()
+        CustomerSide(sio, sessions, bot, settings.max_message_chars).register()
+        AgentSide(sio, sessions, bot).register()
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic) -> None:
+        await bot.close()
+        await app.ctx.engine.dispose()
+
+    app.blueprint(api)
+    app.add_route(chat_page, "/", methods=["GET"])
+    app.add_route(agent_page, "/agent", methods=["GET"])
+    app.add_route(health, "/health", methods=["GET"])
+    app.add_route(socket_io_client, "/static/vendor/socket.io.min.js", methods=["GET"])
+    app.static("/static", STATIC, name="console_static")
+    return app
+
+
+async def chat_page(_: Request) -> HTTPResponse:
+    return await response.file(STATIC / "chat.html", mime_type="text/html; charset=utf-8")
+
+
+async def agent_page(_: Request) -> HTTPResponse:
+    return await response.file(STATIC / "agent.html", mime_type="text/html; charset=utf-8")
+
+
+async def health(request: Request) -> HTTPResponse:
+    return response.json({"status": "ok"})
+
+
+async def socket_io_client(_: Request) -> HTTPResponse:
+    if not SOCKET_IO_CLIENT.exists():
+        return response.text("socket.io client not installed: run the install step (npm ci in console/)", status=503)
+    return await response.file(SOCKET_IO_CLIENT, mime_type="application/javascript")

@@ -1,0 +1,206 @@
+"""Socket.IO event names and payload models.
+
+The customer side speaks the protocol of Rasa's own socketio channel (``session_request`` / ``session_confirm`` /
+``user_uttered`` / ``bot_uttered``), so a website widget made for Rasa works unchanged; ``history``,
+``relay_error`` and the ``client_id`` field are Warmline's additions, which such widgets ignore.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Customer namespace (Rasa's names).
+SESSION_REQUEST = "session_request"
+SESSION_CONFIRM = "session_confirm"
+USER_UTTERED = "user_uttered"
+BOT_UTTERED = "bot_uttered"
+# Warmline additions.
+HISTORY = "history"
+RELAY_ERROR = "relay_error"
+
+CUSTOMER_NAMESPACE = "/"
+
+SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def check_client_id(value: str | None) -> str | None:
+    if value is not None and not CLIENT_ID_RE.match(value):
+        raise ValueError("client_id must be 1-64 letters, digits or '-_.:'")
+    return value
+
+
+class CustomerContext(BaseModel):
+    """What the widget knows of the customer; all optional. Unknown keys are dropped, not stored."""
+
+    model_config = ConfigDict(extra="ignore", str_max_length=320)
+
+    name: str | None = None
+    email: str | None = None
+    page: str | None = Field(default=None, max_length=2000)
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    session_id: str | None = None
+    customData: CustomerContext | None = None  # noqa: N815 (Rasa widgets' spelling)
+
+    @field_validator("session_id")
+    @classmethod
+    def _session_id_shape(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not SESSION_ID_RE.match(value):
+            raise ValueError("session_id must be 8-64 letters, digits, '-' or '_'")
+        return value
+
+
+class UserUttered(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    message: str
+    session_id: str | None = None
+    client_id: str | None = None
+    customData: CustomerContext | None = None  # noqa: N815
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message is empty")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id_shape(cls, value: str | None) -> str | None:
+        return check_client_id(value)
+
+
+class QuickReply(BaseModel):
+    content_type: str = "text"
+    title: str
+    payload: str
+
+
+class BotUtteredPayload(BaseModel):
+    """What Rasa's SocketIOOutput emits for a text (optionally with quick replies), plus our message id and time."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str | None = None
+    quick_replies: list[QuickReply] | None = None
+    message_id: int
+    sender: str = "bot"
+    ts: str
+
+
+class HistoryMessage(BaseModel):
+    message_id: int
+    sender: str
+    text: str
+    client_id: str | None = None
+    ts: str
+    quick_replies: list[QuickReply] | None = None
+    agent_name: str | None = None
+
+
+class HistoryPayload(BaseModel):
+    session_id: str
+    status: str
+    messages: list[HistoryMessage]
+
+
+class Ack(BaseModel):
+    ok: bool
+    message_id: int | None = None
+    client_id: str | None = None
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+
+
+# Customer namespace, human phase (Warmline additions).
+QUEUE_POSITION = "queue_position"
+RATING_REQUEST = "rating_request"
+RATING = "rating"
+
+# Agent namespace: agents log in over REST, then connect with ``auth={"token": ...}``.
+AGENT_NAMESPACE = "/agent"
+AGENTS_ROOM = "agents"
+QUEUE = "queue"  # server -> agent: the waiting tickets, on connect
+TICKET_WAITING = "ticket_waiting"  # server -> agents: a new ticket joined the queue
+TICKET_TAKEN = "ticket_taken"  # server -> agents: a ticket left the queue
+MY_CHATS = "my_chats"  # server -> agent: the agent's open chats with transcripts, on (re)connect
+TICKET = "ticket"  # server -> agent: one chat (card + transcript), on accept
+CHAT_MESSAGE = "chat_message"  # server -> agent: a new message in one of the agent's chats
+TICKET_RESOLVED = "ticket_resolved"
+ACCEPT = "accept"
+AGENT_MESSAGE = "agent_message"
+RESOLVE = "resolve"
+
+
+class TicketRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: int
+
+
+class AgentSays(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: int
+    text: str
+    client_id: str | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id_shape(cls, value: str | None) -> str | None:
+        return check_client_id(value)
+
+
+class Rating(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: int
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class TicketSummary(BaseModel):
+    ticket_id: int
+    conversation_id: str
+    status: str
+    reason: str
+    reason_text: str | None = None
+    team: str | None = None
+    customer: dict[str, Any] = {}
+    created_at: str
+    position: int | None = None
+
+
+class ChatMessage(BaseModel):
+    ticket_id: int
+    message: HistoryMessage
+
+
+class TicketDetail(BaseModel):
+    ticket: TicketSummary
+    card: dict[str, Any]
+    messages: list[HistoryMessage]
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=200)
+
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)

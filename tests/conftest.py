@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from knowledge.articles import KnowledgeBase, load_kb
+from tests.stack import Stack, running_stack
+from warmline.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def demo_kb() -> KnowledgeBase:
+    return load_kb(Settings().kb_path)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The real Rasa, action server and relay, started once for the whole test run."""
+    with running_stack(tmp_path_factory.mktemp("warmline-state")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def test_output() -> Path:
+    out = Path(__file__).resolve().parent.parent / "test-output"
+    out.mkdir(exist_ok=True)
+    return out

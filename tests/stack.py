@@ -1,0 +1,82 @@
+"""Start real Warmline processes for the end-to-end tests and benchmarks, on free ports in a scratch directory."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from warmline.migrate import upgrade
+from warmline.processes import Supervisor, services
+from warmline.settings import Settings
+from warmline.training import ensure_model
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a child process see ``settings``."""
+    env = {
+        "WARMLINE_STATE_DIR": str(settings.state_dir),
+        "WARMLINE_KB_PATH": str(settings.kb_path),
+        "WARMLINE_RELAY_PORT": str(settings.relay_port),
+        "WARMLINE_RASA_PORT": str(settings.rasa_port),
+        "WARMLINE_ACTIONS_PORT": str(settings.actions_port),
+    }
+    for key, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
+        env[key] = value or ""
+    return env
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    supervisor: Supervisor
+    model: Path
+
+    @property
+    def relay_url(self) -> str:
+        return self.settings.relay_url
+
+    def add_relay(
+        self, database_url: str | None = None, redis_url: str | None = None, rasa_port: int | None = None
+    ) -> str:
+        """Start one more relay process (on its own port); returns its URL. ``rasa_port`` can point it elsewhere."""
+        update: dict[str, object] = {"relay_port": free_port(), "database_url": database_url, "redis_url": redis_url}
+        if rasa_port is not None:
+            update["rasa_port"] = rasa_port
+        relay_settings = self.settings.model_copy(update=update)
+        if database_url:
+            upgrade(relay_settings.db_url)
+        relay = next(s for s in services(relay_settings, self.model, settings_env(relay_settings)) if s.name == "relay")
+        self.supervisor.start(relay)
+        return relay_settings.relay_url
+
+
+@contextmanager
+def running_stack(state_dir: Path, kb_path: Path | None = None) -> Iterator[Stack]:
+    """Rasa, the action server and one relay (SQLite in ``state_dir``), stopped on exit."""
+    model, _ = ensure_model(Settings())  # the model is cached in the project's state dir across runs
+    settings = Settings(
+        state_dir=state_dir,
+        kb_path=kb_path or Settings().kb_path,
+        relay_port=free_port(),
+        rasa_port=free_port(),
+        actions_port=free_port(),
+        DATABASE_URL=None,
+        REDIS_URL=None,
+    )
+    upgrade(settings.db_url)
+    supervisor = Supervisor(settings)
+    try:
+        for service in services(settings, model, settings_env(settings)):
+            supervisor.start(service)
+        yield Stack(settings, supervisor, model)
+    finally:
+        supervisor.stop_all()

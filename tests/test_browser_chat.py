@@ -1,0 +1,88 @@
+"""A person's view: the chat page and the agent page in headless Chromium, against the real stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from handoff.auth import create_agent
+from knowledge.articles import KnowledgeBase
+from tests.browser import chromium
+from tests.stack import Stack
+from warmline.db import create_engine, session_factory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+async def send(page: Page, text: str) -> None:
+    await page.fill("#text", text)
+    await page.press("#text", "Enter")
+
+
+async def test_customer_chats_with_the_bot_in_chromium(stack: Stack, demo_kb: KnowledgeBase, test_output: Path) -> None:
+    article = demo_kb.by_id("reset-password")
+    assert article is not None
+    async with chromium() as browser:
+        page = await browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        await page.goto(stack.relay_url + "/")
+        await expect(page.locator("#status")).to_have_text("Online")
+        await send(page, "hello")
+        await expect(page.locator(".msg--bot").last).to_contain_text("Brightwave assistant")
+        await send(page, "how can I reset my password?")
+        await expect(page.locator(".msg--bot .msg__text").last).to_have_text(article.answer)
+        await send(page, XSS)
+        await expect(page.locator(".msg--customer .msg__text").last).to_have_text(XSS)
+        assert await page.locator(".messages img").count() == 0 and dialogs == []
+        await page.screenshot(path=str(test_output / "chat.png"), full_page=True)
+
+        await page.reload()  # the conversation survives a reload, shown once
+        await expect(page.locator(".msg--bot .msg__text").filter(has_text=article.answer)).to_have_count(1)
+
+
+async def test_handoff_in_two_browsers(stack: Stack, test_output: Path) -> None:
+    engine = create_engine(stack.settings.db_url)
+    async with session_factory(engine)() as s, s.begin():
+        await create_agent(s, "carol", "Carol", "browser-test-password")
+    await engine.dispose()
+    async with chromium() as browser:
+        customer = await (await browser.new_context()).new_page()
+        agent = await (await browser.new_context()).new_page()
+        await agent.goto(stack.relay_url + "/agent")
+        await agent.fill("#username", "carol")
+        await agent.fill("#password", "browser-test-password")
+        await agent.click("#login-form button[type=submit]")
+        await expect(agent.locator("#conn")).to_have_text("online")
+
+        await customer.goto(stack.relay_url + "/")
+        await expect(customer.locator("#status")).to_have_text("Online")
+        await send(customer, "my router lights are all blinking red")
+        await expect(customer.locator(".msg--bot").last).to_be_visible()
+        await send(customer, "talk to a person please")
+        await expect(customer.locator(".msg--system").last).to_contain_text("next")
+
+        await agent.locator("#queue .accept").first.click()
+        await expect(agent.locator("#card .reason")).to_contain_text("asked for a person")
+        await expect(agent.locator("#transcript")).to_contain_text("my router lights are all blinking red")
+        await expect(customer.locator(".msg--system").last).to_have_text("Carol joined the chat.")
+        await agent.screenshot(path=str(test_output / "agent-chat.png"), full_page=True)
+
+        await agent.fill("#reply", XSS)
+        await agent.press("#reply", "Enter")
+        await expect(customer.locator(".msg--agent .msg__text").last).to_have_text(XSS)
+        assert await customer.locator(".messages img").count() == 0
+        await send(customer, "thank you!")
+        await expect(agent.locator("#transcript .msg--customer").last).to_have_text("Customer" + "thank you!")
+
+        await agent.click("#resolve")
+        await expect(customer.locator(".rating")).to_be_visible()
+        await customer.screenshot(path=str(test_output / "chat-rating.png"), full_page=True)
+        await customer.locator(".rating button", has_text="5").click()
+        await expect(customer.locator(".rating")).to_have_text("Thanks for your feedback!")
+        await send(customer, "hello")
+        await expect(customer.locator(".msg--bot").last).to_contain_text("Brightwave assistant")

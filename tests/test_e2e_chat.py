@@ -1,0 +1,138 @@
+"""End to end: the real Rasa, action server and relay, a customer on python-socketio's client."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from actions.answer import NOT_SURE
+from handoff.models import Message
+from knowledge.articles import KnowledgeBase
+from tests.chat_client import Customer
+from tests.stack import Stack, free_port
+from warmline.db import create_engine, session_factory
+
+pytestmark = pytest.mark.e2e
+
+
+async def stored_messages(db_url: str, session_id: str) -> list[Message]:
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine)() as s:
+            result = await s.execute(select(Message).where(Message.conversation_id == session_id).order_by(Message.id))
+            return list(result.scalars())
+    finally:
+        await engine.dispose()
+
+
+async def test_greeting_kb_answer_and_fallback_are_stored_with_the_parse(stack: Stack, demo_kb: KnowledgeBase) -> None:
+    customer = Customer(stack.relay_url)
+    session_id = await customer.connect(custom={"name": "Dana", "page": "https://brightwave.example/help"})
+    try:
+        greeting = await customer.ask("hello there")
+        assert "Brightwave assistant" in greeting["text"]
+
+        article = demo_kb.by_id("reset-password")
+        assert article is not None
+        answer = await customer.ask("I forgot my password, how can I reset it?")
+        assert answer["text"] == article.answer
+
+        fallback = await customer.ask("what is the airspeed velocity of an unladen swallow")
+        assert fallback["text"] == NOT_SURE
+        assert any(r["payload"] == "/human" for r in fallback["quick_replies"])
+    finally:
+        await customer.close()
+
+    messages = await stored_messages(stack.settings.db_url, session_id)
+    assert [m.sender for m in messages] == ["customer", "bot"] * 3
+    greet_parse = messages[0].parse
+    assert greet_parse is not None and greet_parse["intent"] == "greet" and 0 < greet_parse["confidence"] <= 1
+    assert len(greet_parse["intent_ranking"]) == 3
+    assert messages[2].parse is not None and messages[2].parse["intent"] == article.intent
+    assert all(m.created_at is not None for m in messages)
+    assert messages[3].text == article.answer
+
+
+async def test_reconnect_gets_history_and_a_resend_is_stored_once(stack: Stack) -> None:
+    first = Customer(stack.relay_url)
+    session_id = await first.connect()
+    client_id = uuid.uuid4().hex
+    ack = await first.say("hi", client_id=client_id)
+    assert ack["ok"] and not ack.get("duplicate")
+    await first.next_reply()
+    await first.close()
+
+    again = Customer(stack.relay_url)
+    assert await again.connect(session_id=session_id) == session_id
+    history = await asyncio.wait_for(again.history.get(), 5)
+    assert [m["sender"] for m in history["messages"]] == ["customer", "bot"]
+    assert history["messages"][0]["client_id"] == client_id
+    resent = await again.say("hi", client_id=client_id)
+    assert resent["ok"] and resent["duplicate"] and resent["message_id"] == ack["message_id"]
+    with pytest.raises(asyncio.TimeoutError):
+        await again.next_reply(timeout=1.5)  # a resend is not answered twice
+    await again.close()
+    assert len(await stored_messages(stack.settings.db_url, session_id)) == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"message": ""}, "invalid_payload"),
+        ({"message": "   "}, "invalid_payload"),
+        ({"message": "x" * 5000}, "message_too_long"),
+        ({"message": 42}, "invalid_payload"),
+        ("just a string", "invalid_payload"),
+        (None, "invalid_payload"),
+        ({"message": "hi", "client_id": "<script>"}, "invalid_payload"),
+        ({"message": "hi", "session_id": "someone-elses-session"}, "wrong_session"),
+    ],
+)
+async def test_bad_input_gets_a_clear_error_and_the_relay_keeps_serving(stack: Stack, payload: object, code: str) -> None:
+    customer = Customer(stack.relay_url)
+    await customer.connect()
+    try:
+        ack = await customer.sio.call("user_uttered", payload, timeout=10)
+        assert ack["ok"] is False and ack["error"]["code"] == code
+        error = await asyncio.wait_for(customer.errors.get(), 5)
+        assert error["code"] == code and error["message"]
+        assert "Brightwave" in (await customer.ask("hello"))["text"]  # same connection still works
+    finally:
+        await customer.close()
+
+
+async def test_message_before_session_request_is_refused(stack: Stack) -> None:
+    customer = Customer(stack.relay_url)
+    await customer.sio.connect(stack.relay_url, transports=["websocket"])
+    try:
+        ack = await customer.sio.call("user_uttered", {"message": "hi"}, timeout=10)
+        assert ack["error"]["code"] == "no_session"
+    finally:
+        await customer.close()
+
+
+async def test_malformed_session_request_is_refused(stack: Stack) -> None:
+    customer = Customer(stack.relay_url)
+    await customer.sio.connect(stack.relay_url, transports=["websocket"])
+    try:
+        ack = await customer.sio.call("session_request", {"session_id": "../../etc/passwd"}, timeout=10)
+        assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload"
+    finally:
+        await customer.close()
+
+
+async def test_dead_rasa_keeps_the_message_and_says_so(stack: Stack) -> None:
+    relay_url = stack.add_relay(rasa_port=free_port())  # nothing listens there
+    customer = Customer(relay_url)
+    session_id = await customer.connect()
+    try:
+        ack = await customer.say("is there an outage in my area?")
+        assert ack["ok"] and ack["error"]["code"] == "bot_unavailable"
+        assert (await asyncio.wait_for(customer.errors.get(), 5))["code"] == "bot_unavailable"
+    finally:
+        await customer.close()
+    stored = await stored_messages(stack.settings.db_url, session_id)
+    assert [(m.sender, m.text) for m in stored] == [("customer", "is there an outage in my area?")]

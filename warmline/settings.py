@@ -1,0 +1,80 @@
+"""Settings, read from the environment (and an optional ``.env``), with defaults that run on one machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARMLINE_", env_file=".env", extra="ignore")
+
+    # The two that operators set most keep their conventional unprefixed names.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+
+    state_dir: Path = ROOT / ".warmline"
+    kb_path: Path = ROOT / "knowledge" / "demo" / "articles.yml"
+
+    host: str = "127.0.0.1"
+    relay_port: int = 8080
+    rasa_port: int = 5005
+    actions_port: int = 5055
+
+    # Origins allowed to open the customer socket ("*" lets a widget on any site connect; list origins to restrict).
+    cors_origins: str | list[str] = "*"
+
+    # A chat message longer than this is refused, not truncated: the customer sees why and can resend.
+    max_message_chars: int = 4000
+    # Failed bot turns in one conversation before it hands over to a person, even if they were not consecutive.
+    max_failed_turns: int = 3
+
+    # How long the relay waits for Rasa before telling the customer the bot is unavailable.
+    rasa_timeout_s: float = 10.0
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return normalize_db_url(self.database_url)
+        return f"sqlite+aiosqlite:///{self.state_dir / 'warmline.db'}"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.host}:{self.rasa_port}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://{self.host}:{self.actions_port}/webhook"
+
+    @property
+    def relay_url(self) -> str:
+        return f"http://{self.host}:{self.relay_port}"
+
+    @property
+    def rasa_python(self) -> Path:
+        """Rasa runs in an environment of its own (its pins clash with ours): see docs/architecture.md."""
+        return ROOT / ".venv-rasa" / "bin" / "python"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.state_dir / "models"
+
+
+def normalize_db_url(url: str) -> str:
+    """Accept the usual ``postgresql://`` and ``sqlite:///`` forms and pick the async drivers we ship."""
+    for plain, async_form in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if url.startswith(plain):
+            return async_form + url[len(plain) :]
+    return url
