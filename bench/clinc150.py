@@ -130,20 +130,34 @@ def score_predictions(
     return correct / n_in, escalated / n_oos, (correct + escalated) / (n_in + n_oos)
 
 
+def oos_weight(share: float | None, n_in: int, n_oos: int) -> float:
+    """Weight of one out-of-scope validation query so that they make up ``share`` of the tuning objective."""
+    if share is None or n_oos == 0:
+        return 1.0
+    return share / (1.0 - share) * n_in / n_oos
+
+
 def best_threshold(
-    top_label: Sequence[str], top_conf: Sequence[float], gold: Sequence[str], oos_conf: Sequence[float]
+    top_label: Sequence[str],
+    top_conf: Sequence[float],
+    gold: Sequence[str],
+    oos_conf: Sequence[float],
+    oos_share: float | None,
 ) -> float:
-    """Single max-confidence threshold maximising joint accuracy on validation data (ties: the lowest)."""
+    """One max-confidence threshold maximising (weighted) joint accuracy on validation data; ties: the highest.
+
+    The same objective as ``knowledge.retrieval.tune_thresholds`` uses for its answer threshold, so references
+    and Warmline are tuned alike.
+    """
     in_ok = np.array([p == g for p, g in zip(top_label, gold, strict=True)])
     in_conf = np.asarray(top_conf, dtype=float)
     oos = np.asarray(oos_conf, dtype=float)
-    candidates = np.unique(np.concatenate([in_conf, oos, [0.0]]))
-    best_t, best_joint = 0.0, -1.0
-    for t in candidates:
-        # answered when conf >= t
-        joint = int(np.sum(in_ok & (in_conf >= t))) + int(np.sum(oos < t))
-        if joint > best_joint:
-            best_t, best_joint = float(t), joint
+    w = oos_weight(oos_share, len(in_conf), len(oos))
+    best_t, best_gain = 0.0, -1.0
+    for t in np.unique(np.concatenate([in_conf, oos, [0.0]])):
+        gain = float(np.sum(in_ok & (in_conf >= t)) + w * np.sum(oos < t))
+        if gain >= best_gain:
+            best_t, best_gain = float(t), gain
     return best_t
 
 
@@ -284,29 +298,3 @@ def parse_with_rasa(model_dir: Path, texts: Sequence[str]) -> list[dict[str, obj
         return json.loads((work / "parsed.json").read_text(encoding="utf-8"))
 
 
-# --------------------------------------------------------------------------------------------------------------
-# CLI
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="path to CLINC150 data_full.json")
-    parser.add_argument("--json", dest="json_out", help="write all figures to this JSON file")
-    parser.add_argument("--skip-rasa", action="store_true", help="skip the Rasa DIET reference")
-    parser.add_argument("--rasa-cache", default=str(DEFAULT_RASA_CACHE), help="where trained Rasa models are cached")
-    parser.add_argument("--rasa-train-only", action="store_true", help="only train/cache the Rasa model, then exit")
-    args = parser.parse_args(argv)
-
-    def log(msg: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-    splits = load_splits(dataset_path(args.data))
-    kb = kb_from_train(splits.train)
-    if args.rasa_train_only:
-        train_rasa(kb, Path(args.rasa_cache), log)
-        return 0
-    raise SystemExit("not implemented yet")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

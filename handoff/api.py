@@ -29,4 +29,4 @@ async def agent_login(request: Request) -> HTTPResponse:
             agent, token = await login(s, body.username, body.password)
         except BadCredentials:
             return error(401, "bad_credentials", "Wrong username or password.")
-    return response.json({"token": token, "agent": {"id": agent.id, "name": agent.name, "username": agent.username}})
+    return response.json({"token": token, "agent": {"id": agent.id, "name": agent.name, "username": agent.username, "role": agent.role}})

@@ -29,14 +29,19 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_agent(s: AsyncSession, username: str, name: str, password: str) -> Agent:
+ROLES = ("agent", "editor", "admin")
+
+
+async def create_agent(s: AsyncSession, username: str, name: str, password: str, role: str = "agent") -> Agent:
     if len(password) < 8:
         raise ValueError("the password must have at least 8 characters")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
     existing = (await s.execute(select(Agent).where(Agent.username == username))).scalar_one_or_none()
     if existing is not None:
-        existing.name, existing.password_hash = name, hash_password(password)
+        existing.name, existing.password_hash, existing.role = name, hash_password(password), role
         return existing
-    agent = Agent(username=username, name=name, password_hash=hash_password(password))
+    agent = Agent(username=username, name=name, password_hash=hash_password(password), role=role)
     s.add(agent)
     await s.flush()
     return agent

@@ -54,6 +54,7 @@ class Agent(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, via argon2-cffi
+    role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")  # agent | editor | admin
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

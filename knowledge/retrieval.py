@@ -233,6 +233,11 @@ def _normalize_rows(m: np.ndarray) -> np.ndarray:
     return m / np.maximum(norms, 1e-12)
 
 
+def _normalize_sparse_rows(m: sparse.spmatrix) -> sparse.csr_matrix:
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    return sparse.csr_matrix(sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ m, dtype=np.float32)
+
+
 class _Linear:
     """Decision scores of a fitted linear model as one matrix product (fast for single messages)."""
 
@@ -274,7 +279,7 @@ class Retriever:
         svm: _Linear,
         emb_lr: _Linear | None,
         embedder: Embedder | None,
-        example_vectors: np.ndarray,
+        example_vectors: np.ndarray | sparse.csr_matrix,
         example_index: np.ndarray,
         has_oos_class: bool,
     ) -> None:
@@ -283,7 +288,7 @@ class Retriever:
         self._svm = svm
         self._emb_lr = emb_lr
         self._embedder = embedder
-        self._examples = example_vectors  # (n_examples, dim) L2-normalised, embeddings or TF-IDF (dense)
+        self._examples = example_vectors  # (n_examples, dim) L2-normalised: embeddings, or TF-IDF (sparse)
         self._index = example_index  # (n_articles, max_questions) row numbers into _examples, -1 = padding
         self._has_oos = has_oos_class
         weights, bias = CALIBRATION_WITH_EMBEDDINGS if emb_lr is not None else CALIBRATION_TFIDF_ONLY
@@ -333,7 +338,7 @@ class Retriever:
             emb_lr = _Linear.fit(LogisticRegression(C=EMB_LR_C, max_iter=1000), vectors, y, n_classes)
             examples = vectors[:n_in]
         else:
-            examples = _normalize_rows(tfidf[:n_in].toarray().astype(np.float32))
+            examples = _normalize_sparse_rows(tfidf[:n_in])
 
         max_q = max(len(a.questions) for a in articles)
         index = np.full((len(articles), max_q), -1, dtype=np.int64)
@@ -358,11 +363,14 @@ class Retriever:
             logits = logits + emb_logits
             energy = _logsumexp(emb_logits[:, :n_art].astype(np.float64))
         else:
-            q = _normalize_rows(tfidf.toarray().astype(np.float32))
+            q = _normalize_sparse_rows(tfidf)
             energy = _logsumexp(logits[:, :n_art].astype(np.float64))
         log_p = np.log(np.maximum(_softmax(logits.astype(np.float64))[:, :n_art], 1e-12))
 
         sims = q @ self._examples.T  # (n, n_examples) cosine similarities
+        if sparse.issparse(sims):
+            sims = sims.toarray()
+        sims = np.asarray(sims, dtype=np.float32)
         padded = np.concatenate([sims, np.full((sims.shape[0], 1), -np.inf, dtype=sims.dtype)], axis=1)
         per_article = padded[:, self._index]  # (n, n_articles, max_q); padding -> -inf
         k = min(KNN_K, per_article.shape[2])

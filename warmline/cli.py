@@ -43,7 +43,7 @@ def cmd_agent_create(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.db_url)
         try:
             async with session_factory(engine)() as s, s.begin():
-                await create_agent(s, args.username, args.name or args.username, password)
+                await create_agent(s, args.username, args.name or args.username, password, args.role)
         finally:
             await engine.dispose()
 
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("username")
     create.add_argument("--name", help="the name customers see (default: the username)")
     create.add_argument("--password", help="default: $WARMLINE_AGENT_PASSWORD, else asked for")
+    create.add_argument("--role", choices=("agent", "editor", "admin"), default="agent")
     create.set_defaults(func=cmd_agent_create)
     sub.add_parser("actions", help="run the Rasa action server").set_defaults(func=cmd_actions)
     return parser
