@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
+from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -40,6 +41,7 @@ class WarmlineInput(InputChannel):
         return "warmline"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        # ``on_new_message`` is Agent.handle_message; we call the agent ourselves to keep the parse (see below).
         webhook = Blueprint("warmline_webhook", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -54,19 +56,27 @@ class WarmlineInput(InputChannel):
                 return response.json({"error": "sender and message (strings) are required"}, status=400)
             metadata: Optional[Dict[Text, Any]] = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
             collector = CollectingOutputChannel()
-            await on_new_message(
-                UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
-            )
-            return response.json({"messages": collector.messages, "parse": await _latest_parse(request, sender)})
+            message = UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
+            agent = getattr(request.app.ctx, "agent", None)
+            if agent is None or not agent.is_ready():
+                return response.json({"error": "the bot's model is not loaded yet"}, status=503)
+            parse = await handle_message(agent, message)
+            return response.json({"messages": collector.messages, "parse": parse})
 
         return webhook
 
 
-async def _latest_parse(request: Request, sender: Text) -> Optional[Dict[Text, Any]]:
-    agent = getattr(request.app.ctx, "agent", None)
-    if agent is None or agent.tracker_store is None:
-        return None
-    tracker = await agent.tracker_store.retrieve(sender)
-    if tracker is None or not tracker.latest_message:
-        return None
-    return summarize_parse(tracker.latest_message.parse_data)
+async def handle_message(agent: Agent, message: UserMessage) -> Optional[Dict[Text, Any]]:
+    """``Agent.handle_message`` step by step, keeping the tracker so its parse needs no second fetch.
+
+    Fetching the tracker again after Rasa saved it replays every event of the conversation (milliseconds on a long
+    chat, on every turn); this mirrors ``MessageProcessor.handle_message`` of Rasa 3.6.21, which is pinned.
+    """
+    processor = agent.processor
+    async with agent.lock_store.lock(message.sender_id):
+        tracker = await processor.log_message(message, should_save_tracker=False)
+        tracker = await processor.run_action_extract_slots(message.output_channel, tracker)
+        await processor._run_prediction_loop(message.output_channel, tracker)  # noqa: SLF001 (see docstring)
+        await processor.run_anonymization_pipeline(tracker)
+        await processor.save_tracker(tracker)
+    return summarize_parse(tracker.latest_message.parse_data) if tracker.latest_message else None
