@@ -6,6 +6,8 @@ too many failed turns in one conversation, or an article that must always reach 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,11 +16,13 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.kb_service import live_kb
+from actions.unanswered import record_unanswered
 from knowledge.articles import Article
 from knowledge.retrieval import Decision
 from warmline.settings import Settings
 
 HUMAN_PAYLOAD = "/human"
+KB_ARTICLE_ENTITY = "kb_article"  # in bot/domain.yml: names the article a "Did you mean" button picks
 TALK_TO_PERSON = {"title": "Talk to a person", "payload": HUMAN_PAYLOAD}
 NOT_SURE = "I'm not sure I can answer that. Could you put it another way, or shall I get a person for you?"
 DID_YOU_MEAN = "I'm not quite sure what you mean. Is it one of these?"
@@ -55,23 +59,45 @@ def next_step(
     return Step("not_sure")
 
 
-def reply_for(step: Step) -> dict[str, Any] | None:
+def reply_for(step: Step, known_intents: Collection[str] | None = None) -> dict[str, Any] | None:
     """The message for a step, as ``utter_message`` keyword arguments (None: action_escalate speaks next)."""
     if step.kind == "answer" and step.article is not None:
         return {"text": step.article.answer}
     if step.kind == "choices":
-        buttons = [{"title": a.title, "payload": f"/{a.intent}"} for a in step.choices]
+        buttons = [{"title": a.title, "payload": choice_payload(a, known_intents)} for a in step.choices]
         return {"text": DID_YOU_MEAN, "buttons": [*buttons, TALK_TO_PERSON]}
     if step.kind == "not_sure":
         return {"text": NOT_SURE, "buttons": [TALK_TO_PERSON]}
     return None
 
 
+def choice_payload(article: Article, known_intents: Collection[str] | None = None) -> str:
+    """``/kb_<id>``; for an article published after the model was trained, a payload Rasa can still parse.
+
+    Rasa leaves ``/<intent>`` unparsed when the intent is not in its domain, and its classifier may then read
+    the raw text as anything (affirm, say); ``nlu_fallback`` is always known and always goes to this action.
+    """
+    if known_intents is None or article.intent in known_intents:
+        return f"/{article.intent}"
+    return "/nlu_fallback" + json.dumps({KB_ARTICLE_ENTITY: article.id}, separators=(",", ":"))
+
+
+def domain_intents(domain: dict[str, Any]) -> set[str] | None:
+    """Intent names from the domain Rasa sends (entries are names, or one-key mappings); None if it sent none."""
+    names = {next(iter(i)) if isinstance(i, dict) else str(i) for i in domain.get("intents") or []}
+    return names or None
+
+
 def chosen_article(tracker: Tracker, by_intent: dict[str, Article]) -> Article | None:
     """A quick-reply click sends ``/kb_<id>``: answer that article without second-guessing it."""
     if not (tracker.latest_message.get("text") or "").strip().startswith("/"):
         return None
-    return by_intent.get((tracker.latest_message.get("intent") or {}).get("name") or "")
+    picked = by_intent.get((tracker.latest_message.get("intent") or {}).get("name") or "")
+    if picked is not None:
+        return picked
+    by_id = {a.id: a for a in by_intent.values()}
+    entities = tracker.latest_message.get("entities") or []
+    return next((by_id[e["value"]] for e in entities if e.get("entity") == KB_ARTICLE_ENTITY and e.get("value") in by_id), None)
 
 
 class ActionAnswerKB(Action):
@@ -101,6 +127,8 @@ class ActionAnswerKB(Action):
         failed = list(tracker.get_slot("failed_turn_texts") or [])
         if step.kind != "escalate" or step.reason != "always_human":
             failed.append(text)
+            # Into the editors' inbox, in the background: the reply does not wait for the write.
+            record_unanswered(text, tracker.sender_id, step.reason or step.kind)
         events: list[dict[str, Any]] = [
             SlotSet("failed_turns", len(failed)),
             SlotSet("failed_turn_texts", failed),
@@ -109,5 +137,5 @@ class ActionAnswerKB(Action):
         if step.kind == "escalate":
             article_id = step.article.id if step.article else None
             return [*events, SlotSet("escalation_reason", f"{step.reason}:{article_id or ''}"), FollowupAction("action_escalate")]
-        dispatcher.utter_message(**(reply_for(step) or {}))
+        dispatcher.utter_message(**(reply_for(step, domain_intents(domain)) or {}))
         return events

@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff_card import build_card
 from actions.kb_service import live_kb
+from actions.unanswered import record_unanswered
 from warmline.settings import Settings
 
 CONNECTING = "I'm connecting you with a person now. They will see our whole conversation, so you won't need to repeat anything."
@@ -36,6 +37,9 @@ class ActionEscalate(Action):
     ) -> list[dict[str, Any]]:
         latest_intent = (tracker.latest_message.get("intent") or {}).get("name")
         reason, article_id = parse_reason(tracker.get_slot("escalation_reason"), latest_intent)
+        if reason == "customer_asked":
+            # Escalations from action_answer_kb were recorded there; a typed "I need a person about X" is news.
+            record_unanswered(tracker.latest_message.get("text") or "", tracker.sender_id, reason)
         article = (await live_kb.current()).kb.by_id(article_id) if article_id else None
         metadata = tracker.latest_message.get("metadata") or {}
         card = build_card(

@@ -1,7 +1,8 @@
-"""The agent side of the relay (namespace ``/agent``): the queue, accepting a ticket, chatting, resolving.
+"""The agent side of the relay (namespace ``/agent``): presence, the queue, accepting, chatting, resolving.
 
 Agents authenticate over REST (``POST /api/agent/login``) and connect with ``auth={"token": ...}``; a socket
-without a valid token is refused before any handler runs.
+without a valid token is refused before any handler runs. The console's other actions (transfer, typing, read
+receipts, canned responses, KB search, the customer's record) are in ``handoff.console``.
 """
 
 from __future__ import annotations
@@ -10,38 +11,23 @@ import logging
 from typing import Any
 
 import socketio
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff import events, store, tickets
+from handoff import events, queues, store, teams, tickets
+from handoff.auth import agent_for_token
 from handoff.bot_client import BotClient
 from handoff.bot_replies import message_event
 from handoff.errors import BotUnavailable, InvalidPayload, NotYourTicket, TicketUnavailable
 from handoff.guard import guard, validation_message
-from handoff.models import Conversation, Message, Ticket
-from handoff.auth import agent_for_token
+from handoff.models import Agent, Conversation, Ticket
+from handoff.views import history_message, summary
+
+__all__ = ["AgentSide", "conversation_room", "history_message", "resume_bot", "summary", "parse"]
 
 log = logging.getLogger(__name__)
 
 NS = events.AGENT_NAMESPACE
-
-
-def summary(ticket: Ticket, conversation: Conversation | None, position: int | None = None) -> events.TicketSummary:
-    return events.TicketSummary(
-        ticket_id=ticket.id,
-        conversation_id=ticket.conversation_id,
-        status=ticket.status,
-        reason=ticket.reason,
-        reason_text=ticket.card.get("reason_text"),
-        team=ticket.card.get("team"),
-        customer=conversation.customer if conversation else {},
-        created_at=ticket.created_at.isoformat(),
-        position=position,
-    )
-
-
-def history_message(message: Message) -> events.HistoryMessage:
-    return events.HistoryMessage.model_validate(message_event(message) | {"text": message.text})
 
 
 def conversation_room(conversation_id: str) -> str:
@@ -53,29 +39,61 @@ class AgentSide:
         self.sio = sio
         self.sessions = sessions
         self.bot = bot
+        self.dispatcher = queues.Dispatcher(sio, sessions)
 
     def register(self) -> None:
         self.sio.on("connect", self.connect, namespace=NS)
+        self.sio.on("disconnect", self.disconnect, namespace=NS)
         for name, handler in (
             ("sync", self.sync),
             (events.ACCEPT, self.accept),
             (events.AGENT_MESSAGE, self.agent_message),
             (events.RESOLVE, self.resolve),
+            (events.PRESENCE, self.presence),
         ):
             self.sio.on(name, guard(self.sio, NS, name, handler), namespace=NS)
 
     async def connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
-        agent = None
+        agent: Agent | None = None
         if isinstance(token, str) and token:
-            async with self.sessions() as s:
+            async with self.sessions() as s, s.begin():
                 agent = await agent_for_token(s, token)
+                if agent is not None:
+                    if agent.presence == "offline":  # connecting means working; someone "away" stays away
+                        agent.presence = "online"
+                    working = await teams.working_teams(s, agent.id)
         if agent is None:
             raise socketio.exceptions.ConnectionRefusedError(
                 {"code": "bad_token", "message": "Please log in again: this login is unknown or has expired."}
             )
-        await self.sio.save_session(sid, {"agent_id": agent.id, "name": agent.name}, namespace=NS)
-        await self.sio.enter_room(sid, events.AGENTS_ROOM, namespace=NS)
+        await self.sio.save_session(sid, {"agent_id": agent.id, "name": agent.name, "role": agent.role}, namespace=NS)
+        for room in (events.AGENTS_ROOM, events.agent_room(agent.id), *(events.team_room(t) for t in working)):
+            await self.sio.enter_room(sid, room, namespace=NS)
+        for team in working:
+            await self.dispatcher.refresh(team)
+
+    async def disconnect(self, sid: str, _reason: Any = None) -> None:
+        try:
+            await self._went_away(sid)
+        except Exception:  # no guard here (there is no one to tell); a failed refresh only delays an offer
+            log.exception("presence update after disconnect failed")
+
+    async def _went_away(self, sid: str) -> None:
+        session = await self.sio.get_session(sid, namespace=NS)
+        if not session:
+            return
+        agent_id = int(session["agent_id"])
+        # Other tabs of this agent on this process keep them online. (Across processes this is best effort: a
+        # process only knows its own sockets; the agent's next connect or presence change corrects it.)
+        others = [p for p, _ in self.sio.manager.get_participants(NS, events.agent_room(agent_id)) if p != sid]
+        if others:
+            return
+        async with self.sessions() as s, s.begin():
+            await teams.set_presence(s, agent_id, "offline")
+            working = await teams.working_teams(s, agent_id)
+        for team in working:
+            await self.dispatcher.refresh(team)
 
     async def _me(self, sid: str) -> tuple[int, str]:
         session = await self.sio.get_session(sid, namespace=NS)
@@ -89,24 +107,44 @@ class AgentSide:
         )
 
     async def sync(self, sid: str, _data: Any) -> dict[str, Any]:
-        """The queue and this agent's open chats (with transcripts): what a (re)connecting console needs."""
+        """The queue of this agent's teams and their open chats (with transcripts): what a (re)connecting console needs."""
         agent_id, name = await self._me(sid)
         async with self.sessions() as s:
+            agent = await s.get(Agent, agent_id)
+            working = await teams.working_teams(s, agent_id)
+            default = (await teams.default_team(s)).name
             queue = []
-            for position, ticket in enumerate(await tickets.waiting(s), start=1):
+            for ticket in await tickets.waiting(s, working, unrouted=default in working):
+                position = await tickets.queue_position(s, ticket)
                 queue.append(summary(ticket, await s.get(Conversation, ticket.conversation_id), position))
             chats = [await self.detail(s, t) for t in await tickets.assigned_to(s, agent_id)]
         for chat in chats:
             await self.sio.enter_room(sid, conversation_room(chat.ticket.conversation_id), namespace=NS)
+        for team in working:  # memberships may have changed since connect (an admin edited them)
+            await self.sio.enter_room(sid, events.team_room(team), namespace=NS)
         return {
             "ok": True,
-            "agent": {"id": agent_id, "name": name},
+            "agent": {
+                "id": agent_id, "name": name, "role": agent.role if agent else "agent",
+                "presence": agent.presence if agent else "offline", "capacity": agent.capacity if agent else 0,
+                "teams": sorted(working),
+            },
             "queue": [q.model_dump() for q in queue],
             "chats": [c.model_dump() for c in chats],
-        }
+        }  # fmt: skip
+
+    async def presence(self, sid: str, data: Any) -> dict[str, Any]:
+        wanted = parse(events.PresenceIn, data)
+        agent_id, _ = await self._me(sid)
+        async with self.sessions() as s, s.begin():
+            await teams.set_presence(s, agent_id, wanted.presence)
+            working = await teams.working_teams(s, agent_id)
+        for team in working:
+            await self.dispatcher.refresh(team)
+        return {"ok": True, "presence": wanted.presence}
 
     async def accept(self, sid: str, data: Any) -> dict[str, Any]:
-        ref = _parse(events.TicketRef, data)
+        ref = parse(events.TicketRef, data)
         agent_id, name = await self._me(sid)
         async with self.sessions() as s, s.begin():
             ticket = await tickets.accept(s, ref.ticket_id, agent_id)
@@ -121,10 +159,11 @@ class AgentSide:
             events.BOT_UTTERED, message_event(joined) | {"agent_name": name}, room=ticket.conversation_id,
             namespace=events.CUSTOMER_NAMESPACE,
         )  # fmt: skip
+        await self.dispatcher.refresh(queues.ticket_team(ticket))  # everyone behind moves up
         return {"ok": True, "ticket": detail.model_dump()}
 
     async def agent_message(self, sid: str, data: Any) -> dict[str, Any]:
-        says = _parse(events.AgentSays, data)
+        says = parse(events.AgentSays, data)
         agent_id, name = await self._me(sid)
         async with self.sessions() as s, s.begin():
             ticket = await s.get(Ticket, says.ticket_id)
@@ -137,12 +176,15 @@ class AgentSide:
         if stored.created:
             event = message_event(stored.message)
             await self.sio.emit(events.BOT_UTTERED, event, room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE)
+            # Sending a message also means "stopped typing", without a second event from the console.
+            stop = events.TypingOut(ticket_id=ticket.id, sender="agent", name=name, typing=False)
+            await self.sio.emit(events.TYPING, stop.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE)
             chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
             await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=conversation_room(ticket.conversation_id), namespace=NS)
         return ack
 
     async def resolve(self, sid: str, data: Any) -> dict[str, Any]:
-        ref = _parse(events.TicketRef, data)
+        ref = parse(events.TicketRef, data)
         agent_id, name = await self._me(sid)
         async with self.sessions() as s, s.begin():
             ticket = await tickets.resolve(s, ref.ticket_id, agent_id)
@@ -164,6 +206,7 @@ class AgentSide:
         )  # fmt: skip
         await self.sio.emit(events.TICKET_RESOLVED, {"ticket_id": ticket.id}, room=conversation_room(conversation_id), namespace=NS)
         await self.sio.leave_room(sid, conversation_room(conversation_id), namespace=NS)
+        await self.dispatcher.refresh(queues.ticket_team(ticket))  # a slot came free: offer the next ticket
         return {"ok": True, "ticket_id": ticket.id}
 
 
@@ -180,8 +223,9 @@ async def resume_bot(sessions: async_sessionmaker[AsyncSession], bot: BotClient,
             conversation.bot_paused = False
 
 
-def _parse(model: type[events.BaseModel], data: Any) -> Any:
+def parse(model: type[BaseModel], data: Any) -> Any:
     try:
         return model.model_validate(data if isinstance(data, dict) else {})
     except ValidationError as exc:
         raise InvalidPayload(validation_message(exc)) from exc
+

@@ -12,8 +12,11 @@ from sanic.response import HTTPResponse
 
 from handoff.bot_client import BotClient
 from handoff.agent import AgentSide
+from handoff.admin import admin
+from handoff.console import ConsoleSide
 from handoff.api import api
 from handoff.customer import CustomerSide
+from knowledge.api import kb_api
 from warmline.db import create_engine, session_factory
 from warmline.settings import Settings
 
@@ -58,6 +61,7 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         await bot.start()
         CustomerSide(sio, sessions, bot, settings.max_message_chars).register()
         AgentSide(sio, sessions, bot).register()
+        ConsoleSide(sio, sessions, settings).register()
 
     @app.after_server_stop
     async def close_resources(app: Sanic) -> None:
@@ -65,8 +69,11 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         await app.ctx.engine.dispose()
 
     app.blueprint(api)
+    app.blueprint(kb_api)  # the KB editor (knowledge/api.py)
+    app.blueprint(admin)
     app.add_route(chat_page, "/", methods=["GET"])
     app.add_route(agent_page, "/agent", methods=["GET"])
+    app.add_route(editor_page, "/editor", methods=["GET"])
     app.add_route(health, "/health", methods=["GET"])
     app.add_route(socket_io_client, "/static/vendor/socket.io.min.js", methods=["GET"])
     app.static("/static", STATIC, name="console_static")
@@ -79,6 +86,10 @@ async def chat_page(_: Request) -> HTTPResponse:
 
 async def agent_page(_: Request) -> HTTPResponse:
     return await response.file(STATIC / "agent.html", mime_type="text/html; charset=utf-8")
+
+
+async def editor_page(_: Request) -> HTTPResponse:
+    return await response.file(STATIC / "editor.html", mime_type="text/html; charset=utf-8")
 
 
 async def health(request: Request) -> HTTPResponse:

@@ -50,12 +50,16 @@ class BotClient:
         return BotTurn(messages=list(reply.get("messages") or []), parse=reply.get("parse"))
 
     async def resume(self, sender: str) -> None:
-        """Un-pause the conversation in Rasa after the human phase (idempotent: resuming twice is harmless)."""
+        """Un-pause the conversation in Rasa after the human phase (idempotent: resuming twice is harmless).
+
+        The pause cut Rasa's prediction loop short of ``action_listen``; without one, no rule matches the next
+        message (rules start after ``action_listen``) and Rasa loops on its fallback action.
+        """
         if self._http is None:
             raise RuntimeError("BotClient.start() was not called")
         url = f"{self._rasa_url}/conversations/{sender}/tracker/events"
         try:
-            async with self._http.post(url, json=[{"event": "resume"}]) as response:
+            async with self._http.post(url, json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}]) as response:
                 if response.status != 200:
                     raise BotUnavailable()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

@@ -13,20 +13,17 @@ import socketio
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff import events, store, tickets
-from handoff.agent import AgentSide, conversation_room, history_message, resume_bot, summary
+from handoff import events, queues, store, tickets
+from handoff.agent import conversation_room, parse, resume_bot
 from handoff.bot_client import BotClient
 from handoff.bot_replies import message_event, split_reply
 from handoff.errors import BotUnavailable, InvalidPayload, InvalidRating, MessageTooLong, NoSession, WrongSession
 from handoff.guard import guard, validation_message
 from handoff.models import Conversation, Message
+from handoff.throttle import Throttle
+from handoff.views import AGENT_ONLY, history_message, summary
 
 NS = events.CUSTOMER_NAMESPACE
-
-
-def queue_text(position: int) -> str:
-    ahead = "You're next" if position == 1 else f"You're number {position} in the queue"
-    return f"{ahead}; a person will join this chat shortly."
 
 
 class CustomerSide:
@@ -41,12 +38,17 @@ class CustomerSide:
         self.sessions = sessions
         self.bot = bot
         self.max_message_chars = max_message_chars
+        self.dispatcher = queues.Dispatcher(sio, sessions)
+        self.typing_throttle = Throttle()
 
     def register(self) -> None:
         for name, handler in (
             (events.SESSION_REQUEST, self.session_request),
             (events.USER_UTTERED, self.user_uttered),
             (events.RATING, self.rating),
+            (events.TYPING, self.typing),
+            (events.READ, self.read),
+            (events.LEAVE_EMAIL, self.leave_email),
         ):
             self.sio.on(name, guard(self.sio, NS, name, handler), namespace=NS)
 
@@ -66,16 +68,25 @@ class CustomerSide:
         customer = request.customData.model_dump(exclude_none=True) if request.customData else None
         async with self.sessions() as s, s.begin():
             conversation = await store.open_conversation(s, session_id, customer)
-            past = await store.history(s, session_id)
-            status = conversation.status
+            past = [m for m in await store.history(s, session_id) if m.sender not in AGENT_ONLY]
+            status, agent_read_id = conversation.status, conversation.agent_read_id
+            has_email = bool((conversation.customer or {}).get("email"))
+            ticket = await tickets.open_ticket_of(s, session_id) if status == "queued" else None
+            queued = await queues.status_of(s, ticket) if ticket is not None else None
         await self.sio.save_session(sid, {"session_id": session_id}, namespace=NS)
         await self.sio.enter_room(sid, session_id, namespace=NS)
         # Rasa's channel confirms with the bare id; widgets built for it expect exactly that.
         await self.sio.emit(events.SESSION_CONFIRM, session_id, to=sid, namespace=NS)
         history = events.HistoryPayload(
-            session_id=session_id, status=status, messages=[history_message(m) for m in past]
-        )
+            session_id=session_id, status=status, messages=[history_message(m) for m in past],
+            agent_read_id=agent_read_id,
+        )  # fmt: skip
         await self.sio.emit(events.HISTORY, history.model_dump(), to=sid, namespace=NS)
+        if queued is not None:  # a reload while waiting: show where they stand at once
+            await self.sio.emit(events.QUEUE_POSITION, queued.model_dump(), to=sid, namespace=NS)
+            if queued.availability != "open" and not has_email:  # and offer the email form again
+                ask = events.EmailRequest(ticket_id=queued.ticket_id, reason=queued.availability, opens_at=queued.opens_at)
+                await self.sio.emit(events.EMAIL_REQUEST, ask.model_dump(), to=sid, namespace=NS)
         return {"ok": True, "session_id": session_id}
 
     async def user_uttered(self, sid: str, data: Any) -> dict[str, Any]:
@@ -103,10 +114,10 @@ class CustomerSide:
         if status != "bot":
             if ticket is not None:
                 chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
-                await self.sio.emit(
-                    events.CHAT_MESSAGE, chat.model_dump(), room=conversation_room(session_id),
-                    namespace=events.AGENT_NAMESPACE,
-                )  # fmt: skip
+                room = conversation_room(session_id)
+                await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
+                stop = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=False)
+                await self.sio.emit(events.TYPING, stop.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
             return ack.model_dump(exclude_none=True)
         try:
             if paused:
@@ -122,7 +133,7 @@ class CustomerSide:
     async def _bot_turn(self, session_id: str, message_id: int, text: str, customer: dict[str, Any]) -> None:
         turn = await self.bot.send(session_id, text, {"customer": customer})
         replies: list[Message] = []
-        opened = None
+        opened: tuple[events.TicketSummary, events.QueueStatus] | None = None
         async with self.sessions() as s, s.begin():
             await store.set_parse(s, message_id, turn.parse)
             for rasa_message in turn.messages:
@@ -130,29 +141,31 @@ class CustomerSide:
                 handoff_card = (data or {}).get("custom", {}).get("handoff") if data else None
                 if isinstance(handoff_card, dict):
                     # The card is for agents only: it becomes the ticket, never a message the customer sees.
-                    ticket, created = await tickets.open_ticket(s, session_id, handoff_card)
+                    team = await queues.team_for_card(s, handoff_card.get("team"))
+                    ticket, created = await tickets.open_ticket(s, session_id, handoff_card, team=team)
                     conversation = await s.get(Conversation, session_id)
                     if conversation is not None:
                         conversation.bot_paused = True
-                    position = await tickets.queue_position(s, ticket)
-                    waiting = await store.add_message(s, session_id, "system", queue_text(position))
+                    status = await queues.status_of(s, ticket)
+                    waiting = await store.add_message(s, session_id, "system", queues.queue_text(status))
                     replies.append(waiting.message)
                     if created:
-                        opened = (summary(ticket, conversation, position), position)
+                        opened = (summary(ticket, conversation, status.position), status)
                     continue
                 replies.append((await store.add_message(s, session_id, "bot", reply_text, data=data)).message)
         for reply in replies:
             await self.sio.emit(events.BOT_UTTERED, message_event(reply), room=session_id, namespace=NS)
         if opened is not None:
-            ticket_summary, position = opened
+            ticket_summary, status = opened
+            await self.sio.emit(events.QUEUE_POSITION, status.model_dump(), room=session_id, namespace=NS)
+            if status.availability != "open":
+                ask = events.EmailRequest(ticket_id=status.ticket_id, reason=status.availability, opens_at=status.opens_at)
+                await self.sio.emit(events.EMAIL_REQUEST, ask.model_dump(), room=session_id, namespace=NS)
             await self.sio.emit(
-                events.QUEUE_POSITION, {"ticket_id": ticket_summary.ticket_id, "position": position},
-                room=session_id, namespace=NS,
-            )  # fmt: skip
-            await self.sio.emit(
-                events.TICKET_WAITING, ticket_summary.model_dump(), room=events.AGENTS_ROOM,
+                events.TICKET_WAITING, ticket_summary.model_dump(), room=events.team_room(status.team),
                 namespace=events.AGENT_NAMESPACE,
             )  # fmt: skip
+            await self.dispatcher.refresh(status.team)
 
     async def rating(self, sid: str, data: Any) -> dict[str, Any]:
         session_id = await self._session_id(sid)
@@ -164,3 +177,53 @@ class CustomerSide:
             if not await tickets.rate(s, rating.ticket_id, session_id, rating.score, rating.comment):
                 raise InvalidRating()
         return {"ok": True}
+
+    async def typing(self, sid: str, data: Any) -> dict[str, Any]:
+        """The customer is typing: told to the seated agent only (the bot does not care, nor do other agents)."""
+        req: events.TypingIn = parse(events.TypingIn, data)
+        if not self.typing_throttle.allow(sid, req.typing):
+            return {"ok": True, "throttled": True}
+        session_id = await self._session_id(sid)
+        async with self.sessions() as s:
+            ticket = await tickets.open_ticket_of(s, session_id)
+        if ticket is None or ticket.status != "assigned":
+            return {"ok": True}
+        out = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=req.typing)
+        await self.sio.emit(events.TYPING, out.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE)
+        return {"ok": True}
+
+    async def read(self, sid: str, data: Any) -> dict[str, Any]:
+        """The customer has seen their chat up to ``message_id``; it only moves forward, agents are told."""
+        req: events.ReadIn = parse(events.ReadIn, data)
+        session_id = await self._session_id(sid)
+        async with self.sessions() as s, s.begin():
+            conversation = await s.get(Conversation, session_id)
+            message = await s.get(Message, req.message_id)
+            if conversation is None or message is None or message.conversation_id != session_id:
+                raise InvalidPayload("message_id: not a message of this chat")
+            moved = (conversation.customer_read_id or 0) < req.message_id
+            if moved:
+                conversation.customer_read_id = req.message_id
+            ticket = await tickets.open_ticket_of(s, session_id) if moved else None
+        if ticket is not None:
+            out = events.ReadOut(ticket_id=ticket.id, reader="customer", message_id=req.message_id)
+            await self.sio.emit(events.READ, out.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE)
+        return {"ok": True}
+
+    async def leave_email(self, sid: str, data: Any) -> dict[str, Any]:
+        """Nobody could come: the email goes on the customer's record and the open ticket, for a follow-up."""
+        req: events.LeaveEmail = parse(events.LeaveEmail, data)
+        session_id = await self._session_id(sid)
+        async with self.sessions() as s, s.begin():
+            await store.open_conversation(s, session_id, {"email": req.email})
+            note = await store.add_message(
+                s, session_id, "system", f"Thanks! We'll write to {req.email} as soon as someone is available."
+            )
+            ticket = await tickets.open_ticket_of(s, session_id)
+        await self.sio.emit(events.BOT_UTTERED, message_event(note.message), room=session_id, namespace=NS)
+        if ticket is not None:
+            chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(note.message))
+            await self.sio.emit(
+                events.CHAT_MESSAGE, chat.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE
+            )
+        return {"ok": True, "email": req.email}

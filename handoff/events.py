@@ -112,6 +112,7 @@ class HistoryPayload(BaseModel):
     session_id: str
     status: str
     messages: list[HistoryMessage]
+    agent_read_id: int | None = None  # read receipts: the last message id an agent has seen
 
 
 class Ack(BaseModel):
@@ -186,6 +187,9 @@ class TicketSummary(BaseModel):
     customer: dict[str, Any] = {}
     created_at: str
     position: int | None = None
+    offered_to: int | None = None
+    customer_read_id: int | None = None  # read receipts: the last message id the customer has seen
+    agent_read_id: int | None = None
 
 
 class ChatMessage(BaseModel):
@@ -204,3 +208,191 @@ class LoginBody(BaseModel):
 
     username: str = Field(min_length=1)
     password: str = Field(min_length=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Agent console (issue 4): routing, presence, transfers, typing, read receipts, canned responses, KB search.
+# Rooms are named here so every sender names recipients the same way (Zulip's "sender names the recipients").
+
+
+def agent_room(agent_id: int) -> str:
+    """Every socket of one agent (several tabs, several relay processes)."""
+    return f"agent:{agent_id}"
+
+
+def team_room(team: str) -> str:
+    """Agents working one team's queue."""
+    return f"team:{team}"
+
+
+# Customer namespace.
+TYPING = "typing"  # both namespaces, both directions: someone is (or stopped) typing
+READ = "read"  # both namespaces, both directions: the last message id one side has seen
+EMAIL_REQUEST = "email_request"  # server -> customer: nobody can come now; leave an email for a follow-up
+LEAVE_EMAIL = "leave_email"  # customer -> server
+
+# Agent namespace.
+TICKET_OFFERED = "ticket_offered"  # server -> one agent: routing chose you for this ticket
+CHAT_ASSIGNED = "chat_assigned"  # server -> one agent: a chat was transferred to you (sync to get it)
+TICKET_TRANSFERRED = "ticket_transferred"  # server -> the chat's room: it moved on; the sender leaves it
+PRESENCE = "presence"  # agent -> server: online | away | offline
+TRANSFER = "transfer"
+CANNED = "canned"  # agent -> server: canned responses for "/query", rendered for one ticket
+KB_SEARCH = "kb_search"
+CUSTOMER_RECORD = "customer_record"  # agent -> server: the customer's past conversations and tickets
+DIRECTORY = "directory"  # agent -> server: agents and teams to transfer to
+
+
+class QueueStatus(BaseModel):
+    """``queue_position``: where a waiting customer stands, live. ``wait_s`` is None when no one is online."""
+
+    ticket_id: int
+    team: str
+    position: int
+    wait_s: int | None = None
+    wait_text: str = ""
+    availability: str = "open"  # open | no_agents | closed
+    opens_at: str | None = None
+
+
+class TypingIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: int | None = None  # agents say which chat; a customer has only one
+    typing: bool = True
+
+
+class TypingOut(BaseModel):
+    ticket_id: int | None = None
+    sender: str  # customer | agent
+    name: str | None = None
+    typing: bool
+
+
+class ReadIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: int | None = None
+    message_id: int = Field(ge=1)
+
+
+class ReadOut(BaseModel):
+    ticket_id: int | None = None
+    reader: str  # customer | agent: whose eyes
+    message_id: int
+
+
+class EmailRequest(BaseModel):
+    """``email_request``: nobody can come now (``reason`` no_agents | closed); the ticket stays open."""
+
+    ticket_id: int
+    reason: str
+    opens_at: str | None = None
+
+
+class LeaveEmail(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    email: str = Field(min_length=3, max_length=320)
+
+    @field_validator("email")
+    @classmethod
+    def _looks_like_email(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError("that does not look like an email address")
+        return value
+
+
+class PresenceIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    presence: str = Field(pattern="^(online|away|offline)$")
+
+
+class TransferIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: int
+    to_agent_id: int | None = None
+    to_team: str | None = Field(default=None, max_length=64)
+    note: str = Field(max_length=2000)
+
+    @field_validator("note")
+    @classmethod
+    def _note_required(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a transfer needs a note for the next agent")
+        return value.strip()
+
+
+class TransferOut(BaseModel):
+    ticket_id: int
+    conversation_id: str
+    from_agent: str
+    to_agent: str | None = None
+    to_agent_id: int | None = None
+    to_team: str | None = None
+    note: str
+
+
+class CannedQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    ticket_id: int | None = None
+    query: str = Field(default="", max_length=64)
+
+
+class CannedItem(BaseModel):
+    id: int
+    shortcut: str
+    title: str
+    text: str  # rendered for the ticket
+    team: str | None = None
+
+
+class KBQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    query: str = Field(min_length=1, max_length=200)
+
+
+class KBHit(BaseModel):
+    id: str
+    title: str
+    answer: str
+    team: str
+
+
+class PastTicket(BaseModel):
+    ticket_id: int
+    conversation_id: str
+    status: str
+    reason: str
+    team: str | None = None
+    created_at: str
+    resolved_at: str | None = None
+    rating: int | None = None
+    agents: list[str] = []
+
+
+class CustomerRecord(BaseModel):
+    customer: dict[str, Any]
+    conversations: list[dict[str, Any]]  # id, status, created_at, messages (count)
+    tickets: list[PastTicket]
+
+
+class AgentRef(BaseModel):
+    id: int
+    name: str
+    presence: str
+    teams: list[str]
+    active: int
+    capacity: int
+
+
+class TeamRef(BaseModel):
+    name: str
+    title: str
+    is_default: bool
+    hours: dict[str, Any] | None = None

@@ -23,6 +23,9 @@ class Conversation(Base):
     customer: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # name, email, page it started on
     # Rasa paused this conversation at the handoff; it is resumed (once) before the bot's next turn.
     bot_paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Read receipts: the last message id each side has seen (one number per side, not a row per message).
+    customer_read_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    agent_read_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -55,6 +58,9 @@ class Agent(Base):
     name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, via argon2-cffi
     role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")  # agent | editor | admin
+    # What the agent says about themselves; routing offers chats only to "online" agents with free capacity.
+    presence: Mapped[str] = mapped_column(String(16), default="offline", server_default="offline")
+    capacity: Mapped[int] = mapped_column(Integer, default=3, server_default="3")  # most chats at once
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -94,3 +100,53 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rating_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The team whose queue holds the ticket (routing decided it from the article's team; a transfer changes it).
+    team: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The agent routing offered the ticket to (a hint: any agent of the team may still accept it).
+    offered_to: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), nullable=True)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # the slug KB articles name in ``team:``
+    title: Mapped[str] = mapped_column(String(120))
+    # Escalations whose article names no known team land here; exactly one team should be the default.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # {"tz": "Europe/Paris", "days": [0..6, Monday=0], "start": "08:00", "end": "18:00"}; None means always open.
+    hours: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+
+
+class TicketSegment(Base):
+    """One agent's stretch on a ticket: accept (or a transfer in) to transfer out (or resolve). Handle time per agent."""
+
+    __tablename__ = "ticket_segments"
+    __table_args__ = (Index("ix_ticket_segments_ticket_id", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    team: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(16), nullable=True)  # transfer | resolve
+
+
+class CannedResponse(Base):
+    __tablename__ = "canned_responses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shortcut: Mapped[str] = mapped_column(String(64))  # what the agent types after "/"
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)  # may hold {{customer.name}}, {{agent.name}}, {{ticket.id}}
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), nullable=True)  # None: shared
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,25 +51,29 @@ async def add_message(
     parse: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> StoredMessage:
-    """Store a message once: a message whose client_id was already stored returns the stored one."""
-    if client_id is not None:
-        existing = await _by_client_id(s, conversation_id, client_id)
-        if existing is not None:
-            return StoredMessage(existing, created=False)
-    message = Message(
-        conversation_id=conversation_id, sender=sender, text=text, client_id=client_id, parse=parse, data=data
+    """Store a message once: a message whose client_id was already stored returns the stored one.
+
+    One INSERT ... ON CONFLICT DO NOTHING RETURNING: every chat message passes here, so it costs one round trip
+    (a check-then-insert would cost two and still race between relay processes).
+    """
+    values = {
+        "conversation_id": conversation_id, "sender": sender, "text": text, "client_id": client_id,
+        "parse": parse, "data": data, "created_at": utcnow(),
+    }  # fmt: skip
+    insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(Message)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["conversation_id", "client_id"])
+        .returning(Message.id)
     )
-    s.add(message)
-    try:
-        async with s.begin_nested():
-            await s.flush()
-    except IntegrityError:
-        if client_id is None:
-            raise
+    new_id = (await s.execute(statement)).scalar_one_or_none()
+    if new_id is None:
+        assert client_id is not None  # only a repeated client_id can conflict
         existing = await _by_client_id(s, conversation_id, client_id)
         assert existing is not None
         return StoredMessage(existing, created=False)
-    return StoredMessage(message, created=True)
+    return StoredMessage(Message(id=new_id, **values), created=True)
 
 
 async def _by_client_id(s: AsyncSession, conversation_id: str, client_id: str) -> Message | None:

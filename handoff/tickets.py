@@ -1,28 +1,36 @@
 """Ticket lifecycle: open on escalation (once), accept (by one agent), resolve, rate. The caller commits.
 
-Conversation status follows the ticket: bot -> queued (ticket opened) -> agent (accepted) -> bot (resolved).
+Conversation status follows the ticket: bot -> queued (ticket opened) -> agent (accepted) -> bot (resolved); a
+transfer to a team puts it back to queued, a transfer to an agent keeps it with an agent. Each agent's stretch on a
+ticket is a ``TicketSegment`` (accept or transfer in -> transfer out or resolve), so handle time is per agent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.models import Conversation, Ticket, utcnow
+from handoff.models import Conversation, Ticket, TicketSegment, utcnow
 
 OPEN = ("queued", "assigned")
 
 
-async def open_ticket(s: AsyncSession, conversation_id: str, card: dict[str, Any]) -> tuple[Ticket, bool]:
+async def open_ticket(
+    s: AsyncSession, conversation_id: str, card: dict[str, Any], team: str | None = None
+) -> tuple[Ticket, bool]:
     """Open the conversation's ticket, or return the one already open (a retried escalation makes no second one)."""
     existing = await open_ticket_of(s, conversation_id)
     if existing is not None:
         return existing, False
-    ticket = Ticket(conversation_id=conversation_id, status="queued", reason=str(card.get("reason") or "unknown"), card=card)
+    ticket = Ticket(
+        conversation_id=conversation_id, status="queued", reason=str(card.get("reason") or "unknown"), card=card,
+        team=team,
+    )  # fmt: skip
     s.add(ticket)
     try:
         async with s.begin_nested():
@@ -43,15 +51,22 @@ async def open_ticket_of(s: AsyncSession, conversation_id: str) -> Ticket | None
 
 
 async def queue_position(s: AsyncSession, ticket: Ticket) -> int:
-    """1 for the next ticket an agent will take; fair queueing is first come, first served."""
+    """1 for the next ticket an agent of its team will take; fair queueing is first come, first served per team."""
     ahead = await s.scalar(
-        select(func.count()).select_from(Ticket).where(Ticket.status == "queued", Ticket.id < ticket.id)
+        select(func.count()).select_from(Ticket).where(
+            Ticket.status == "queued", Ticket.id < ticket.id, Ticket.team.is_not_distinct_from(ticket.team)
+        )
     )
     return int(ahead or 0) + 1
 
 
-async def waiting(s: AsyncSession) -> Sequence[Ticket]:
-    result = await s.execute(select(Ticket).where(Ticket.status == "queued").order_by(Ticket.id))
+async def waiting(s: AsyncSession, teams: set[str] | None = None, unrouted: bool = True) -> Sequence[Ticket]:
+    """Queued tickets, oldest first; only those of ``teams`` when given (plus, if ``unrouted``, tickets opened
+    before routing existed, which have no team)."""
+    query = select(Ticket).where(Ticket.status == "queued").order_by(Ticket.id)
+    if teams is not None:
+        query = query.where(or_(Ticket.team.in_(teams), Ticket.team.is_(None)) if unrouted else Ticket.team.in_(teams))
+    result = await s.execute(query)
     return list(result.scalars())
 
 
@@ -74,6 +89,7 @@ async def accept(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | Non
     ticket = await s.get(Ticket, ticket_id, populate_existing=True)
     assert ticket is not None
     await _set_status(s, ticket.conversation_id, "agent")
+    s.add(TicketSegment(ticket_id=ticket.id, agent_id=agent_id, team=ticket.team))
     return ticket
 
 
@@ -88,7 +104,81 @@ async def resolve(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | No
     ticket = await s.get(Ticket, ticket_id, populate_existing=True)
     assert ticket is not None
     await _set_status(s, ticket.conversation_id, "bot")
+    await _end_segment(s, ticket.id, agent_id, "resolve")
     return ticket
+
+
+async def transfer_to_agent(s: AsyncSession, ticket_id: int, from_agent: int, to_agent: int) -> Ticket | None:
+    """Hand a seated chat straight to another agent (one conditional update); None if it is not from_agent's."""
+    if from_agent == to_agent:
+        return None
+    result = await s.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.status == "assigned", Ticket.agent_id == from_agent)
+        .values(agent_id=to_agent, offered_to=None)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    ticket = await s.get(Ticket, ticket_id, populate_existing=True)
+    assert ticket is not None
+    await _end_segment(s, ticket.id, from_agent, "transfer")
+    s.add(TicketSegment(ticket_id=ticket.id, agent_id=to_agent, team=ticket.team))
+    return ticket
+
+
+async def transfer_to_team(s: AsyncSession, ticket_id: int, from_agent: int, team: str) -> Ticket | None:
+    """Put a seated chat back in a (possibly other) team's queue; the next agent to accept it gets the history."""
+    result = await s.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.status == "assigned", Ticket.agent_id == from_agent)
+        .values(status="queued", agent_id=None, team=team, offered_to=None)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    ticket = await s.get(Ticket, ticket_id, populate_existing=True)
+    assert ticket is not None
+    await _set_status(s, ticket.conversation_id, "queued")
+    await _end_segment(s, ticket.id, from_agent, "transfer")
+    return ticket
+
+
+async def segments(s: AsyncSession, ticket_id: int) -> Sequence[TicketSegment]:
+    result = await s.execute(select(TicketSegment).where(TicketSegment.ticket_id == ticket_id).order_by(TicketSegment.id))
+    return list(result.scalars())
+
+
+async def recent_handle_times(s: AsyncSession, team: str | None, limit: int = 50) -> list[float]:
+    """Seconds per finished agent segment of ``team``, oldest first: what the wait estimate learns from."""
+    query = select(TicketSegment).where(TicketSegment.ended_at.is_not(None)).order_by(TicketSegment.id.desc()).limit(limit)
+    if team is not None:
+        query = query.where(TicketSegment.team == team)
+    rows = list((await s.execute(query)).scalars())
+    return [_seconds(r.started_at, r.ended_at) for r in reversed(rows) if r.ended_at is not None]
+
+
+async def active_counts(s: AsyncSession) -> dict[int, int]:
+    """Open chats per agent right now (what capacity is measured against)."""
+    result = await s.execute(
+        select(Ticket.agent_id, func.count()).where(Ticket.status == "assigned").group_by(Ticket.agent_id)
+    )
+    return {int(agent_id): int(n) for agent_id, n in result.all() if agent_id is not None}
+
+
+async def _end_segment(s: AsyncSession, ticket_id: int, agent_id: int, how: str) -> None:
+    await s.execute(
+        update(TicketSegment)
+        .where(TicketSegment.ticket_id == ticket_id, TicketSegment.agent_id == agent_id, TicketSegment.ended_at.is_(None))
+        .values(ended_at=utcnow(), ended_by=how)
+    )
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    # SQLite hands back naive datetimes (stored as UTC); make both aware before subtracting.
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=timezone.utc)
+    return (end - start).total_seconds()
 
 
 async def rate(s: AsyncSession, ticket_id: int, conversation_id: str, score: int, comment: str | None) -> bool:

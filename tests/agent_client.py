@@ -20,7 +20,10 @@ class AgentClient:
         self.url = url
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: dict[str, asyncio.Queue[Any]] = {}
-        for name in ("ticket_waiting", "ticket_taken", "chat_message", "ticket_resolved", "relay_error"):
+        for name in (
+            "ticket_waiting", "ticket_taken", "chat_message", "ticket_resolved", "relay_error",
+            "ticket_offered", "chat_assigned", "ticket_transferred", "typing", "read",
+        ):  # fmt: skip
             queue: asyncio.Queue[Any] = asyncio.Queue()
             self.events[name] = queue
             self.sio.on(name, queue.put, namespace="/agent")

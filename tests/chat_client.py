@@ -22,6 +22,11 @@ class Customer:
         self.sio.on("bot_uttered", self.bot.put)
         self.sio.on("relay_error", self.errors.put)
         self.sio.on("history", self.history.put)
+        # The human phase's extras (console issue): live queue status, "leave your email", typing, read receipts.
+        self.extras: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        for name in ("queue_position", "email_request", "typing", "read", "rating_request"):
+            self.extras[name] = asyncio.Queue()
+            self.sio.on(name, self.extras[name].put)
 
     async def connect(self, session_id: str | None = None, custom: dict[str, Any] | None = None) -> str:
         await self.sio.connect(self.url, transports=["websocket"])
@@ -41,6 +46,9 @@ class Customer:
         """Say something and wait for the bot's first reply."""
         await self.say(text)
         return await self.next_reply(timeout)
+
+    async def next_event(self, name: str, timeout: float = 10) -> dict[str, Any]:
+        return await asyncio.wait_for(self.extras[name].get(), timeout)
 
     async def close(self) -> None:
         await self.sio.disconnect()

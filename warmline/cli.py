@@ -15,18 +15,44 @@ from warmline.settings import Settings
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     from warmline.migrate import upgrade
 
+    from knowledge.seed import seed_blocking
+
     upgrade(settings.db_url)
     print(f"Database is up to date: {_safe_url(settings.db_url)}")
+    if seed_blocking(settings.db_url, settings.kb_path):
+        print(f"The KB was empty: imported and published {settings.kb_path}")
+    return 0
+
+
+def cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.cli_io import import_file
+    from knowledge.errors import KBError
+
+    try:
+        print(import_file(settings.db_url, args.file, args.format, publish=not args.draft))
+    except (OSError, UnicodeDecodeError, KBError) as exc:
+        print(f"warmline: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.cli_io import export_file
+
+    print(export_file(settings.db_url, args.file, args.format, published_only=not args.drafts))
     return 0
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    from warmline.training import ensure_model
+    from warmline.training import ensure_model, load_into_rasa
 
     started = time.monotonic()
     model, trained = ensure_model(settings, force=args.force)
     verb = f"Trained in {time.monotonic() - started:.0f} s" if trained else "Up to date"
     print(f"{verb}: {model}")
+    if args.load:
+        load_into_rasa(settings, model)
+        print(f"Loaded into the running Rasa at {settings.rasa_url} (no restart)")
     return 0
 
 
@@ -72,6 +98,11 @@ def cmd_actions(settings: Settings, _args: argparse.Namespace) -> int:
     executor.register_package("actions")
     # One process: the live KB index is built once, here, not again in a spawned worker.
     app = create_app(executor, cors_origins=None)
+    from actions.kb_service import live_kb
+
+    # The live KB is read from the database and indexed before the server answers, then kept fresh.
+    app.register_listener(live_kb.start, "before_server_start")
+    app.register_listener(live_kb.stop, "after_server_stop")
     app.run(host=settings.host, port=settings.actions_port, single_process=True, motd=False, access_log=False)
     return 0
 
@@ -85,6 +116,10 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     try:
         supervisor.check_ports(services(settings, settings.models_dir))
         upgrade(settings.db_url)
+        from knowledge.seed import seed_blocking
+
+        seed_blocking(settings.db_url, settings.kb_path)
+        admin_note = _ensure_demo_admin(settings)
         print("Checking the bot's model (trains only if the KB or bot files changed)...", flush=True)
         model, trained = ensure_model(settings)
         print(("Trained " if trained else "Using ") + str(model), flush=True)
@@ -92,6 +127,8 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
             print(f"Starting {service.name} on port {service.port}...", flush=True)
             supervisor.start(service)
         print(f"\nWarmline is ready. Chat with the bot at {settings.relay_url}/\nPress Ctrl-C to stop.", flush=True)
+        if admin_note:
+            print(admin_note, flush=True)
         while (exited := supervisor.first_exited()) is None:
             time.sleep(0.5)
         service, code, log = exited
@@ -102,6 +139,23 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
         return 0
     finally:
         supervisor.stop_all()
+
+
+def _ensure_demo_admin(settings: Settings) -> str | None:
+    """On a database without an admin, create ``admin`` and return the one-time notice with its password."""
+    import asyncio
+
+    from handoff.bootstrap import DEMO_ADMIN, ensure_demo_admin
+
+    chosen = os.environ.get("WARMLINE_ADMIN_PASSWORD")
+    password = asyncio.run(ensure_demo_admin(settings.db_url, chosen))
+    if password is None:
+        return None
+    shown = "the one in WARMLINE_ADMIN_PASSWORD" if chosen else password
+    return (
+        f"\nCreated the demo administrator: log in at {settings.relay_url}/agent as {DEMO_ADMIN!r} with password "
+        f"{shown}\n(shown only this once; add agents and teams from the console's Admin tab)."
+    )
 
 
 def _safe_url(url: str) -> str:
@@ -120,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train = sub.add_parser("train", help="train the bot's model if the KB or bot files changed")
     train.add_argument("--force", action="store_true", help="train even if an up-to-date model exists")
+    train.add_argument("--load", action="store_true", help="then hot-load it into the running Rasa (editors' new intents)")
     train.set_defaults(func=cmd_train)
     db = sub.add_parser("db", help="database tasks").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="create the database or apply pending migrations").set_defaults(func=cmd_db_upgrade)
@@ -134,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=("agent", "editor", "admin"), default="agent")
     create.set_defaults(func=cmd_agent_create)
     sub.add_parser("actions", help="run the Rasa action server").set_defaults(func=cmd_actions)
+    kb = sub.add_parser("kb", help="knowledge base import and export").add_subparsers(dest="kb_command", required=True)
+    kb_import = kb.add_parser("import", help="import articles (all or nothing) from YAML, CSV or a Bitext CSV")
+    kb_import.add_argument("file")
+    kb_import.add_argument("--format", choices=("yaml", "csv", "bitext"), help="default: from the file name and header")
+    kb_import.add_argument("--draft", action="store_true", help="save as drafts instead of publishing")
+    kb_import.set_defaults(func=cmd_kb_import)
+    kb_export = kb.add_parser("export", help="export the KB to YAML or CSV")
+    kb_export.add_argument("file")
+    kb_export.add_argument("--format", choices=("yaml", "csv"), help="default: from the file name")
+    kb_export.add_argument("--drafts", action="store_true", help="every article's newest version, not the published KB")
+    kb_export.set_defaults(func=cmd_kb_export)
     return parser
 
 

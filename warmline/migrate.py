@@ -18,7 +18,7 @@ def alembic_config(db_url: str) -> Config:
     return config
 
 
-def upgrade(db_url: str, revision: str = "heads") -> None:
+def upgrade(db_url: str, revision: str = "head") -> None:
     """Bring the database to ``revision`` (creating it if it is new). Blocking.
 
     The migration environment runs its own event loop, so it gets a thread of its own: that way this works the

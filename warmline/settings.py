@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     max_message_chars: int = 4000
     # Failed bot turns in one conversation before it hands over to a person, even if they were not consecutive.
     max_failed_turns: int = 3
+    # Seconds of quiet after a KB publish before the action server retrains Rasa and hot-loads the model, so new
+    # articles become Rasa intents too (answers are live at once without it). 0 = off: training takes a CPU core
+    # for about a minute, and with several action-server processes each would train; use `warmline train --load`.
+    kb_auto_retrain_s: float = 0.0
 
     # How long the relay waits for Rasa before telling the customer the bot is unavailable.
     rasa_timeout_s: float = 10.0

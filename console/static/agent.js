@@ -1,11 +1,22 @@
-// Agent page: log in, see the queue, accept a chat, read the handoff card and transcript, reply, resolve.
-// Every piece of text from customers, the bot or the card is inserted with textContent: nothing runs as HTML.
+// Agent console: log in, set presence, see the team queue (offers, sound, badge), accept, read the handoff card,
+// the customer's record and the transcript, reply (canned responses with "/", KB answers), typing and read
+// receipts, transfer with a note, resolve. Every piece of text from customers, the bot, other agents or the card
+// is inserted with textContent: nothing runs as HTML.
 (function () {
   "use strict";
   const TOKEN_KEY = "warmline.agent_token";
+  const ROLE_KEY = "warmline.agent_role";
+  const TYPING_EVERY_MS = 2000; // at most one "typing" event per 2 s; the relay drops faster ones anyway
+  const TYPING_IDLE_MS = 3000; // no keystroke for this long means "stopped typing"
+  const TYPING_SHOWN_MS = 6000; // hide the indicator if the "stopped" event was lost
   const $ = function (id) { return document.getElementById(id); };
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), chats: new Map(), queue: new Map(), current: null, shown: new Set() };
+  const state = {
+    token: sessionStorage.getItem(TOKEN_KEY), me: null, chats: new Map(), queue: new Map(), current: null,
+    shown: new Set(), unread: new Map(), directory: null,
+  };
+  const typing = { sentAt: 0, idle: null, hide: null };
   let socket = null;
+  window.warmline = { state: state, socket: function () { return socket; } }; // for admin.js and debugging
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -23,6 +34,11 @@
       const osc = ctx.createOscillator(); osc.frequency.value = 880; osc.connect(ctx.destination);
       osc.start(); osc.stop(ctx.currentTime + 0.15);
     } catch (e) { /* sound is a courtesy */ }
+    document.body.dataset.chimes = String(Number(document.body.dataset.chimes || 0) + 1);
+  }
+
+  function emit(event, payload) {
+    return new Promise(function (resolve) { socket.emit(event, payload, function (ack) { resolve(ack || { ok: false }); }); });
   }
 
   async function login(event) {
@@ -36,11 +52,19 @@
     if (!response.ok) { showError("login-error", body.error ? body.error.message : "Login failed"); return; }
     state.token = body.token;
     sessionStorage.setItem(TOKEN_KEY, body.token);
+    sessionStorage.setItem(ROLE_KEY, body.agent.role);
     connect();
+  }
+
+  function logout() {
+    sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem(ROLE_KEY);
+    if (socket) socket.disconnect();
+    location.reload();
   }
 
   function connect() {
     $("login").hidden = true; $("desk").hidden = false;
+    $("admin-tab").hidden = sessionStorage.getItem(ROLE_KEY) !== "admin";
     socket = io("/agent", { auth: { token: state.token }, transports: ["websocket", "polling"] });
     socket.on("connect", function () { $("conn").textContent = "online"; socket.emit("sync", {}, onSync); });
     socket.on("disconnect", function () { $("conn").textContent = "reconnecting…"; });
@@ -52,24 +76,45 @@
       }
     });
     socket.on("ticket_waiting", function (ticket) { state.queue.set(ticket.ticket_id, ticket); renderQueue(); chime(); });
-    socket.on("ticket_taken", function (ref) { state.queue.delete(ref.ticket_id); renderQueue(); });
-    socket.on("chat_message", function (event) {
-      const chat = state.chats.get(event.ticket_id);
-      if (!chat) return;
-      chat.messages.push(event.message);
-      if (state.current === event.ticket_id) renderMessage(event.message);
+    socket.on("ticket_offered", function (ticket) {
+      const known = state.queue.get(ticket.ticket_id) || {};
+      state.queue.set(ticket.ticket_id, Object.assign(known, ticket, { offered_to: state.me && state.me.id }));
+      renderQueue(); chime();
     });
-    socket.on("ticket_resolved", function (ref) { state.chats.delete(ref.ticket_id); if (state.current === ref.ticket_id) closeChat(); renderChats(); });
-    socket.on("relay_error", function (error) { showError("chat-error", error.message); });
+    socket.on("ticket_taken", function (ref) { state.queue.delete(ref.ticket_id); renderQueue(); });
+    socket.on("chat_message", onChatMessage);
+    socket.on("ticket_resolved", function (ref) { dropChat(ref.ticket_id); });
+    socket.on("ticket_transferred", function (out) {
+      // Received by everyone in the chat's room: the sender (and their other tabs) drop it; the receiver re-syncs.
+      const chat = state.chats.get(out.ticket_id);
+      if (chat && state.me && out.to_agent_id !== state.me.id) dropChat(out.ticket_id);
+    });
+    socket.on("chat_assigned", function () { chime(); socket.emit("sync", {}, onSync); });
+    socket.on("typing", onTyping);
+    socket.on("read", onRead);
+    socket.on("relay_error", function (error) {
+      // Typing and read receipts are best effort (a chat can move on mid-keystroke): no alarm for those.
+      if (error.event === "typing" || error.event === "read") return;
+      showError("chat-error", error.message);
+    });
   }
 
   function onSync(reply) {
     if (!reply || !reply.ok) return;
+    state.me = reply.agent;
     $("me").textContent = reply.agent.name;
+    $("presence").value = reply.agent.presence;
+    $("my-teams").textContent = "Teams: " + reply.agent.teams.join(", ");
+    $("admin-tab").hidden = reply.agent.role !== "admin";
+    const before = new Set(state.chats.keys());
     state.queue = new Map(reply.queue.map(function (t) { return [t.ticket_id, t]; }));
     state.chats = new Map(reply.chats.map(function (c) { return [c.ticket.ticket_id, c]; }));
     renderQueue(); renderChats();
     if (state.current && state.chats.has(state.current)) openChat(state.current);
+    else if (!state.current) {
+      const arrived = reply.chats.find(function (c) { return !before.has(c.ticket.ticket_id); });
+      if (arrived && before.size === 0 && reply.chats.length === 1) openChat(arrived.ticket.ticket_id);
+    }
   }
 
   function customerLabel(ticket) {
@@ -80,24 +125,25 @@
   function renderQueue() {
     const list = $("queue"); list.replaceChildren();
     state.queue.forEach(function (ticket) {
-      const item = el("li"); item.dataset.ticketId = ticket.ticket_id;
+      const mine = state.me && ticket.offered_to === state.me.id;
+      const item = el("li", mine ? "offered" : null); item.dataset.ticketId = ticket.ticket_id;
       item.appendChild(el("strong", null, customerLabel(ticket)));
-      item.appendChild(el("small", null, ticket.reason_text || ticket.reason));
+      item.appendChild(el("small", null, (ticket.team ? ticket.team + " · " : "") + (ticket.reason_text || ticket.reason)));
+      if (mine) item.appendChild(el("small", "offer", "Offered to you"));
       const accept = el("button", "accept", "Accept");
       accept.type = "button";
-      accept.addEventListener("click", function () {
-        socket.emit("accept", { ticket_id: ticket.ticket_id }, function (ack) {
-          if (!ack.ok) { showError("chat-error", ack.error.message); return; }
-          state.queue.delete(ticket.ticket_id);
-          state.chats.set(ticket.ticket_id, ack.ticket);
-          renderQueue(); renderChats(); openChat(ticket.ticket_id);
-        });
+      accept.addEventListener("click", async function () {
+        const ack = await emit("accept", { ticket_id: ticket.ticket_id });
+        if (!ack.ok) { showError("chat-error", ack.error.message); return; }
+        state.queue.delete(ticket.ticket_id);
+        state.chats.set(ticket.ticket_id, ack.ticket);
+        renderQueue(); renderChats(); openChat(ticket.ticket_id);
       });
       item.appendChild(accept);
       list.appendChild(item);
     });
     $("queue-count").textContent = String(state.queue.size);
-    document.title = (state.queue.size ? "(" + state.queue.size + ") " : "") + "Warmline agent";
+    document.title = (state.queue.size ? "(" + state.queue.size + ") " : "") + "Warmline console";
   }
 
   function renderChats() {
@@ -107,9 +153,64 @@
       item.dataset.ticketId = id;
       item.appendChild(el("strong", null, customerLabel(chat.ticket)));
       item.appendChild(el("small", null, chat.ticket.reason_text || chat.ticket.reason));
+      const unread = state.unread.get(id) || 0;
+      if (unread) item.appendChild(el("span", "badge unread", String(unread)));
       item.addEventListener("click", function () { openChat(id); });
       list.appendChild(item);
     });
+  }
+
+  function dropChat(id) {
+    state.chats.delete(id); state.unread.delete(id);
+    if (state.current === id) closeChat();
+    renderChats();
+  }
+
+  function onChatMessage(event) {
+    const chat = state.chats.get(event.ticket_id);
+    if (!chat) return;
+    chat.messages.push(event.message);
+    if (state.current === event.ticket_id) { renderMessage(event.message); markRead(); }
+    else if (event.message.sender === "customer") {
+      state.unread.set(event.ticket_id, (state.unread.get(event.ticket_id) || 0) + 1); renderChats(); chime();
+    }
+    if (event.message.sender === "customer" && state.current === event.ticket_id) $("typing").hidden = true;
+  }
+
+  function onTyping(event) {
+    if (event.sender !== "customer" || event.ticket_id !== state.current) return;
+    $("typing").hidden = !event.typing;
+    clearTimeout(typing.hide);
+    if (event.typing) typing.hide = setTimeout(function () { $("typing").hidden = true; }, TYPING_SHOWN_MS);
+  }
+
+  function onRead(event) {
+    const chat = state.chats.get(event.ticket_id);
+    if (!chat || event.reader !== "customer") return;
+    chat.ticket.customer_read_id = Math.max(chat.ticket.customer_read_id || 0, event.message_id);
+    if (state.current === event.ticket_id) renderSeen();
+  }
+
+  function renderSeen() {
+    // The customer has seen our messages up to customer_read_id: mark the agent messages at or before it.
+    const chat = state.chats.get(state.current);
+    const upTo = (chat && chat.ticket.customer_read_id) || 0;
+    $("transcript").querySelectorAll(".msg--agent").forEach(function (item) {
+      const seen = Number(item.dataset.messageId) <= upTo;
+      let mark = item.querySelector(".msg__seen");
+      if (seen && !mark) { mark = el("span", "msg__seen", "Seen"); item.appendChild(mark); }
+    });
+  }
+
+  function markRead() {
+    // Tell the customer we've seen everything on screen (only while this tab is visible).
+    const chat = state.chats.get(state.current);
+    if (!chat || document.visibilityState !== "visible" || !chat.messages.length) return;
+    const last = chat.messages[chat.messages.length - 1].message_id;
+    if (last > (chat.readSent || 0) && last > (chat.ticket.agent_read_id || 0)) {
+      chat.readSent = last;
+      socket.emit("read", { ticket_id: state.current, message_id: last });
+    }
   }
 
   function renderMessage(message) {
@@ -117,7 +218,9 @@
     if (state.shown.has(key)) return;
     state.shown.add(key);
     const item = el("li", "msg msg--" + message.sender);
-    const who = { customer: "Customer", bot: "Bot", agent: message.agent_name || "Agent", system: "" }[message.sender];
+    item.dataset.messageId = message.message_id;
+    const who = { customer: "Customer", bot: "Bot", agent: message.agent_name || "Agent", system: "",
+      note: "Note from " + (message.agent_name || "an agent") + " (not shown to the customer)" }[message.sender];
     if (who) item.appendChild(el("span", "msg__who", who));
     item.appendChild(el("span", "msg__text", message.text));
     $("transcript").appendChild(item);
@@ -128,10 +231,14 @@
     const box = $("card"); box.replaceChildren();
     box.appendChild(el("h3", null, "Why it came to you"));
     box.appendChild(el("p", "reason", card.reason_text || card.reason));
+    if (ticket.team) box.appendChild(el("p", "team", "Team: " + ticket.team));
     const customer = card.customer || ticket.customer || {};
     box.appendChild(el("h3", null, "Customer"));
     const who = el("dl");
-    Object.keys(customer).forEach(function (k) { who.appendChild(el("dt", null, k)); who.appendChild(el("dd", null, String(customer[k]))); });
+    Object.keys(Object.assign({}, customer, ticket.customer || {})).forEach(function (k) {
+      const value = (ticket.customer || {})[k] || customer[k];
+      who.appendChild(el("dt", null, k)); who.appendChild(el("dd", null, String(value)));
+    });
     box.appendChild(who);
     box.appendChild(el("h3", null, "What the bot understood"));
     const turns = el("ol", "intents");
@@ -146,7 +253,7 @@
     box.appendChild(turns);
     if (card.failed_turns && card.failed_turns.length) {
       box.appendChild(el("h3", null, "Questions the bot could not answer"));
-      const failed = el("ul");
+      const failed = el("ul", "failed");
       card.failed_turns.forEach(function (t) { failed.appendChild(el("li", null, t)); });
       box.appendChild(failed);
     }
@@ -159,41 +266,177 @@
     }
   }
 
+  async function loadRecord(id) {
+    const box = $("record"); box.replaceChildren(el("small", null, "Loading…"));
+    const ack = await emit("customer_record", { ticket_id: id });
+    if (state.current !== id) return;
+    box.replaceChildren();
+    if (!ack.ok) { box.appendChild(el("small", null, ack.error.message)); return; }
+    const record = ack.record;
+    box.appendChild(el("p", null, record.conversations.length + " conversation(s), " + record.tickets.length + " ticket(s)"));
+    const list = el("ul", "record");
+    record.tickets.forEach(function (t) {
+      const line = "#" + t.ticket_id + " · " + t.status + " · " + t.reason + (t.team ? " · " + t.team : "") +
+        (t.agents.length ? " · " + t.agents.join(" → ") : "") + (t.rating ? " · rated " + t.rating + "/5" : "") +
+        " · " + t.created_at.slice(0, 16).replace("T", " ");
+      list.appendChild(el("li", t.ticket_id === id ? "current" : null, line));
+    });
+    box.appendChild(list);
+    if (record.conversations.length > 1) {
+      box.appendChild(el("h3", null, "Conversations"));
+      const past = el("ul", "record");
+      record.conversations.forEach(function (c) {
+        past.appendChild(el("li", null, c.created_at.slice(0, 16).replace("T", " ") + " · " + c.status + " · " + c.id.slice(0, 8)));
+      });
+      box.appendChild(past);
+    }
+  }
+
   function openChat(id) {
     const chat = state.chats.get(id);
     if (!chat) return;
-    state.current = id; state.shown = new Set();
-    $("chat").hidden = false;
+    const switching = state.current !== id;
+    state.current = id; state.shown = new Set(); state.unread.delete(id);
+    $("chat").hidden = false; $("admin").hidden = true;
     $("chat-title").textContent = customerLabel(chat.ticket);
     $("transcript").replaceChildren();
+    if (switching) $("typing").hidden = true;
     chat.messages.forEach(renderMessage);
+    renderSeen();
     renderCard(chat.card, chat.ticket);
     renderChats();
+    if (switching) loadRecord(id);
+    markRead();
   }
 
-  function closeChat() { state.current = null; $("chat").hidden = true; }
+  function closeChat() { state.current = null; $("chat").hidden = true; $("typing").hidden = true; }
+
+  // ------------------------------------------------------------------ composer: send, typing, canned responses
+  function sendTyping(isTyping) {
+    if (!state.current) return;
+    socket.emit("typing", { ticket_id: state.current, typing: isTyping });
+  }
+
+  function onComposerInput() {
+    const now = Date.now();
+    if (now - typing.sentAt > TYPING_EVERY_MS) { typing.sentAt = now; sendTyping(true); }
+    clearTimeout(typing.idle);
+    typing.idle = setTimeout(function () { typing.sentAt = 0; sendTyping(false); }, TYPING_IDLE_MS);
+    const text = $("reply").value;
+    if (text.startsWith("/") && !text.includes(" ")) showCanned(text.slice(1)); else hideCanned();
+  }
+
+  async function showCanned(query) {
+    const ack = await emit("canned", { ticket_id: state.current, query: query });
+    const list = $("canned-list"); list.replaceChildren();
+    if (!ack.ok || !ack.items.length || !$("reply").value.startsWith("/")) { list.hidden = true; return; }
+    ack.items.forEach(function (item) {
+      const li = el("li"); const pick = el("button", "canned__pick"); pick.type = "button";
+      pick.appendChild(el("strong", null, "/" + item.shortcut + " "));
+      pick.appendChild(el("span", null, item.title));
+      pick.appendChild(el("small", null, item.text));
+      pick.addEventListener("click", function () { $("reply").value = item.text; hideCanned(); $("reply").focus(); });
+      li.appendChild(pick); list.appendChild(li);
+    });
+    list.hidden = false;
+  }
+
+  function hideCanned() { $("canned-list").hidden = true; $("canned-list").replaceChildren(); }
 
   $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", logout);
   $("composer").addEventListener("submit", function (event) {
     event.preventDefault();
     const text = $("reply").value.trim();
     if (!text || !state.current) return;
-    const clientId = crypto.randomUUID ? crypto.randomUUID() : String(Date.now());
+    const clientId = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2);
     socket.emit("agent_message", { ticket_id: state.current, text: text, client_id: clientId }, function (ack) {
       if (!ack.ok) { showError("chat-error", ack.error.message); return; }
       showError("chat-error", "");
     });
-    $("reply").value = "";
+    clearTimeout(typing.idle); typing.sentAt = 0; // the relay tells the customer we stopped typing
+    $("reply").value = ""; hideCanned();
   });
+  $("reply").addEventListener("input", onComposerInput);
   $("reply").addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      const first = $("canned-list").hidden ? null : $("canned-list").querySelector("button");
+      if (first) { first.click(); return; }
+      $("composer").requestSubmit();
+    }
+    if (event.key === "Escape") hideCanned();
   });
-  $("resolve").addEventListener("click", function () {
+  $("resolve").addEventListener("click", async function () {
     const id = state.current;
-    socket.emit("resolve", { ticket_id: id }, function (ack) {
-      if (!ack.ok) { showError("chat-error", ack.error.message); return; }
-      state.chats.delete(id); closeChat(); renderChats();
+    const ack = await emit("resolve", { ticket_id: id });
+    if (!ack.ok) { showError("chat-error", ack.error.message); return; }
+    dropChat(id);
+  });
+
+  // ------------------------------------------------------------------ KB search: one click inserts the answer
+  $("kb-form").addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const query = $("kb-query").value.trim();
+    if (!query) return;
+    const ack = await emit("kb_search", { query: query });
+    const list = $("kb-results"); list.replaceChildren();
+    if (!ack.ok) { list.appendChild(el("li", null, ack.error.message)); return; }
+    if (!ack.hits.length) list.appendChild(el("li", null, "No article matches."));
+    ack.hits.forEach(function (hit) {
+      const li = el("li");
+      li.appendChild(el("strong", null, hit.title));
+      li.appendChild(el("p", "kb-answer", hit.answer));
+      const insert = el("button", "kb-insert secondary", "Insert answer"); insert.type = "button";
+      insert.addEventListener("click", function () {
+        const reply = $("reply");
+        reply.value = reply.value ? reply.value.replace(/\s*$/, "\n\n") + hit.answer : hit.answer;
+        reply.focus();
+      });
+      li.appendChild(insert); list.appendChild(li);
     });
+  });
+
+  // ------------------------------------------------------------------ transfer with a required note
+  $("transfer").addEventListener("click", async function () {
+    const ack = await emit("directory", {});
+    if (!ack.ok) { showError("chat-error", ack.error.message); return; }
+    const select = $("transfer-target"); select.replaceChildren();
+    const agents = el("optgroup"); agents.label = "Agents";
+    ack.agents.filter(function (a) { return !state.me || a.id !== state.me.id; }).forEach(function (a) {
+      const option = el("option", null, a.name + " (" + a.presence + ", " + a.active + "/" + a.capacity + ")");
+      option.value = "agent:" + a.id; agents.appendChild(option);
+    });
+    const teams = el("optgroup"); teams.label = "Teams";
+    ack.teams.forEach(function (t) {
+      const option = el("option", null, t.title + " team"); option.value = "team:" + t.name; teams.appendChild(option);
+    });
+    select.appendChild(agents); select.appendChild(teams);
+    $("transfer-note").value = "";
+    $("transfer-dialog").showModal();
+  });
+  $("transfer-cancel").addEventListener("click", function () { $("transfer-dialog").close(); });
+  $("transfer-form").addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const target = $("transfer-target").value; const note = $("transfer-note").value.trim();
+    if (!target || !note) return;
+    const id = state.current;
+    const payload = { ticket_id: id, note: note };
+    if (target.startsWith("agent:")) payload.to_agent_id = Number(target.slice(6)); else payload.to_team = target.slice(5);
+    const ack = await emit("transfer", payload);
+    $("transfer-dialog").close();
+    if (!ack.ok) { showError("chat-error", ack.error.message); return; }
+    dropChat(id);
+  });
+
+  $("presence").addEventListener("change", async function () {
+    const ack = await emit("presence", { presence: $("presence").value });
+    if (!ack.ok) showError("chat-error", ack.error.message);
+  });
+  document.addEventListener("visibilitychange", markRead);
+  $("desk-tab").addEventListener("click", function () {
+    $("admin").hidden = true; $("desk-tab").classList.add("tab--active"); $("admin-tab").classList.remove("tab--active");
+    if (state.current) $("chat").hidden = false;
   });
   if (state.token) connect();
 })();

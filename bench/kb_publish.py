@@ -1,0 +1,139 @@
+"""KB publish-to-live time: from an editor's publish (REST) to the bot answering with it (Socket.IO), no restart.
+
+    .venv/bin/python bench/kb_publish.py [--rounds 5] [--retrain] [--json bench/out/kb_publish.json]
+
+Starts the real stack (Rasa, action server, relay on SQLite in a scratch dir, the demo KB seeded into the
+database). Each round, through the editor API: create and publish a new article, publish an edit of its answer,
+then roll back to version 1. After each, a customer asks one of the article's example questions, in a fresh
+conversation every time, until the reply is the expected answer; the time from the publish request being sent to
+that reply is the publish-to-live time. The polling resolution is one bot turn (about 0.2-0.5 s). The action
+server's own log gives the index rebuild time of each change ("KB indexed ... in X s"). With ``--retrain`` it
+also times ``warmline train --load``'s work (train Rasa on the published KB, ``PUT /model``) until Rasa's NLU
+knows the new article's intent: not needed for answers, but for Rasa's own parse of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import print_table, write_json
+
+import aiohttp
+
+from tests.kb_client import Editor, make_agent, seconds_until_answer
+from tests.stack import Stack, running_stack
+from warmline.training import ensure_model, load_into_rasa
+
+PASSWORD = "bench-editor-pass"
+TOPICS = [
+    ("gift-cards", "Brightwave gift cards", ["Do you sell gift cards?", "can I buy a Brightwave gift card for someone"]),
+    ("pet-policy", "Pets in Brightwave stores", ["can I bring my dog into your store", "are pets allowed in the shop"]),
+    ("student-discount", "Student discounts", ["do you have a student discount", "is there a cheaper plan for students"]),
+    ("sim-only", "SIM-only mobile plans", ["do you sell sim only plans", "can I get just a SIM card from you"]),
+    ("gaming-latency", "Online gaming and ping", ["my ping is high when gaming", "how do I reduce lag in online games"]),
+]
+INDEXED = re.compile(r"KB indexed: (\d+) articles \(r(\d+)\) in ([\d.]+) s")
+
+
+async def one_round(editor: Editor, relay_url: str, topic: tuple[str, str, list[str]]) -> dict[str, float]:
+    article_id, title, questions = topic
+    v1, v2 = f"{title} (v1): ask in any store.", f"{title} (v2): now also online."
+    content = {"title": title, "answer": v1, "questions": questions, "tags": ["bench"], "team": "support"}
+    await editor.ok("POST", "/api/kb/articles", {"id": article_id, **content})
+    times: dict[str, float] = {}
+    started = time.monotonic()
+    await editor.ok("POST", f"/api/kb/articles/{article_id}/publish", {})
+    times["new article"] = await seconds_until_answer(relay_url, questions[0], v1, started)
+    await editor.ok("PUT", f"/api/kb/articles/{article_id}", {**content, "answer": v2})
+    started = time.monotonic()
+    await editor.ok("POST", f"/api/kb/articles/{article_id}/publish", {})
+    times["edited answer"] = await seconds_until_answer(relay_url, questions[0], v2, started)
+    started = time.monotonic()
+    await editor.ok("POST", f"/api/kb/articles/{article_id}/rollback", {"version": 1})
+    times["rollback"] = await seconds_until_answer(relay_url, questions[0], v1, started)
+    return times
+
+
+async def retrain_seconds(editor: Editor, stack: Stack) -> float:
+    """Publish one more article, then train on the published KB and hot-load; seconds until Rasa knows it."""
+    article = {"id": "retrain-probe", "title": "Street cabinets", "answer": "Fibre equipment.",
+               "questions": ["what is the green cabinet on my street", "why is there a green box on the pavement"]}  # fmt: skip
+    await editor.ok("POST", "/api/kb/articles", article)
+    await editor.ok("POST", "/api/kb/articles/retrain-probe/publish", {})
+    started = time.monotonic()
+    model, trained = await asyncio.to_thread(ensure_model, stack.settings)
+    assert trained, "the published KB differs from the model's, so this must train"
+    await asyncio.to_thread(load_into_rasa, stack.settings, model)
+    seconds = time.monotonic() - started
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{stack.settings.rasa_url}/model/parse", json={"text": "/kb_retrain_probe"}) as r:
+            assert (await r.json())["intent"]["name"] == "kb_retrain_probe"
+    return seconds
+
+
+def rebuild_times(log_dir: Path) -> list[float]:
+    """Index rebuilds after the first (startup) one, from the action server's log."""
+    found: list[float] = []
+    for log in log_dir.glob("action-server-*.log"):
+        found.extend(float(m.group(3)) for m in INDEXED.finditer(log.read_text(errors="replace")))
+    return found[1:]
+
+
+async def run(rounds: int, retrain: bool) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as scratch, running_stack(Path(scratch)) as stack:
+        await make_agent(stack.settings.db_url, "bench-editor", PASSWORD, "editor")
+        editor = await Editor.login(stack.relay_url, "bench-editor", PASSWORD)
+        samples: dict[str, list[float]] = {}
+        for i in range(rounds):
+            topic = TOPICS[i % len(TOPICS)]
+            topic = (f"{topic[0]}-{i}", f"{topic[1]} #{i}", topic[2])  # a new article each round
+            for kind, seconds in (await one_round(editor, stack.relay_url, topic)).items():
+                samples.setdefault(kind, []).append(seconds)
+            await editor.ok("POST", f"/api/kb/articles/{topic[0]}/unpublish")  # the next round starts from the demo KB
+            await asyncio.sleep(1.5)  # let the unpublish be indexed before the next measurement starts
+        rebuilds = rebuild_times(stack.settings.logs_dir)
+        articles = len((await editor.ok("GET", "/api/kb/articles?status=published"))["articles"])
+        retrained = await retrain_seconds(editor, stack) if retrain else None
+    result: dict[str, object] = {"rounds": rounds, "published_articles": articles, "changes": {}}
+    for kind, values in samples.items():
+        result["changes"][kind] = {  # type: ignore[index]
+            "n": len(values),
+            "median_s": round(statistics.median(values), 2),
+            "max_s": round(max(values), 2),
+            "min_s": round(min(values), 2),
+        }
+    if retrained is not None:
+        result["retrain_and_hot_load_s"] = round(retrained, 1)
+    if rebuilds:
+        result["index_rebuild_s"] = {"n": len(rebuilds), "median_s": round(statistics.median(rebuilds), 2), "max_s": round(max(rebuilds), 2)}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--retrain", action="store_true", help="also time a Rasa retrain + hot load")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.rounds, args.retrain))
+    rows = [{"change": kind, **stats} for kind, stats in figures["changes"].items()]  # type: ignore[union-attr]
+    print_table(
+        f"KB publish to live (demo KB, {figures['published_articles']} published articles, {args.rounds} rounds)",
+        rows,
+        ["change", "n", "median_s", "min_s", "max_s"],
+    )
+    if "index_rebuild_s" in figures:
+        print(f"\naction server index rebuilds: {figures['index_rebuild_s']}")
+    if "retrain_and_hot_load_s" in figures:
+        print(f"Rasa retrain on the published KB + hot load (PUT /model): {figures['retrain_and_hot_load_s']} s")
+    write_json(args.json, figures)
+
+
+if __name__ == "__main__":
+    main()

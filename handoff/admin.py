@@ -1,0 +1,250 @@
+"""REST for administrators (``/api/admin``): agents (role, capacity, teams), teams (business hours), canned responses.
+
+Every route needs ``Authorization: Bearer <token>`` of an agent whose role is ``admin``; errors use the same
+``{"error": {code, message}}`` shape as the rest of the API. Bodies are pydantic models, changes go through
+``handoff.auth`` / ``handoff.teams``, one transaction per request.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handoff import reports, teams
+from handoff.auth import ROLES, agent_for_token, create_agent, hash_password
+from handoff.guard import validation_message
+from handoff.models import Agent, CannedResponse, Team
+
+admin = Blueprint("admin", url_prefix="/api/admin")
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class Hours(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    tz: str = "UTC"
+    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], max_length=7)  # Monday = 0
+    start: str = Field(default="09:00", pattern=HHMM)
+    end: str = Field(default="17:00", pattern=HHMM)
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class TeamBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=120)
+
+    name: str = Field(pattern=SLUG.pattern)
+    title: str = Field(min_length=1)
+    hours: Hours | None = None  # None: always open
+    is_default: bool = False
+
+
+class AgentBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=200)
+
+    username: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=120)
+    password: str = Field(min_length=8)
+    role: str = Field(default="agent", pattern="^(agent|editor|admin)$")
+    capacity: int = Field(default=3, ge=1, le=50)
+    teams: list[str] = []
+
+
+class AgentPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=200)
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    password: str | None = Field(default=None, min_length=8)
+    role: str | None = Field(default=None, pattern="^(agent|editor|admin)$")
+    capacity: int | None = Field(default=None, ge=1, le=50)
+    teams: list[str] | None = None
+
+
+class CannedBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    shortcut: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=4000)
+    team: str | None = None  # None: shared by every team
+
+
+def error(status: int, code: str, message: str) -> HTTPResponse:
+    return response.json({"error": {"code": code, "message": message}}, status=status)
+
+
+async def _admin(request: Request, s: AsyncSession) -> Agent | HTTPResponse:
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else ""
+    agent = await agent_for_token(s, token) if token else None
+    if agent is None:
+        return error(401, "bad_token", "Please log in again.")
+    if agent.role != "admin":
+        return error(403, "forbidden", "Only administrators can do this.")
+    return agent
+
+
+def _body(model: type[BaseModel], request: Request) -> BaseModel | HTTPResponse:
+    try:
+        return model.model_validate(request.json if isinstance(request.json, dict) else {})
+    except ValidationError as exc:
+        return error(400, "invalid_payload", validation_message(exc))
+
+
+async def agent_view(s: AsyncSession, agent: Agent) -> dict[str, Any]:
+    return {
+        "id": agent.id, "username": agent.username, "name": agent.name, "role": agent.role,
+        "presence": agent.presence, "capacity": agent.capacity, "teams": sorted(await teams.teams_of(s, agent.id)),
+    }  # fmt: skip
+
+
+def team_view(team: Team) -> dict[str, Any]:
+    return {"id": team.id, "name": team.name, "title": team.title, "is_default": team.is_default, "hours": team.hours}
+
+
+@admin.get("/agents")
+async def list_agents(request: Request) -> HTTPResponse:
+    async with request.app.ctx.sessions() as s:
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        agents = list((await s.execute(select(Agent).order_by(Agent.username))).scalars())
+        return response.json({"agents": [await agent_view(s, a) for a in agents]})
+
+
+@admin.post("/agents")
+async def add_agent(request: Request) -> HTTPResponse:
+    body = _body(AgentBody, request)
+    if isinstance(body, HTTPResponse):
+        return body
+    assert isinstance(body, AgentBody)
+    async with request.app.ctx.sessions() as s, s.begin():
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        try:
+            agent = await create_agent(s, body.username, body.name, body.password, body.role)
+            agent.capacity = body.capacity
+            await teams.set_teams(s, agent.id, body.teams)
+        except ValueError as exc:
+            return error(400, "invalid_payload", str(exc))
+        return response.json({"agent": await agent_view(s, agent)}, status=201)
+
+
+@admin.patch("/agents/<agent_id:int>")
+async def change_agent(request: Request, agent_id: int) -> HTTPResponse:
+    body = _body(AgentPatch, request)
+    if isinstance(body, HTTPResponse):
+        return body
+    assert isinstance(body, AgentPatch)
+    async with request.app.ctx.sessions() as s, s.begin():
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        agent = await s.get(Agent, agent_id)
+        if agent is None:
+            return error(404, "not_found", "No such agent.")
+        if body.role is not None and body.role not in ROLES:
+            return error(400, "invalid_payload", "unknown role")
+        for field in ("name", "role", "capacity"):
+            if (value := getattr(body, field)) is not None:
+                setattr(agent, field, value)
+        if body.password is not None:
+            agent.password_hash = hash_password(body.password)
+        if body.teams is not None:
+            try:
+                await teams.set_teams(s, agent.id, body.teams)
+            except ValueError as exc:
+                return error(400, "invalid_payload", str(exc))
+        return response.json({"agent": await agent_view(s, agent)})
+
+
+@admin.get("/teams")
+async def list_teams(request: Request) -> HTTPResponse:
+    async with request.app.ctx.sessions() as s:
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        return response.json({"teams": [team_view(t) for t in await teams.all_teams(s)]})
+
+
+@admin.post("/teams")
+async def save_team(request: Request) -> HTTPResponse:
+    """Create a team, or update the one with this name (title, business hours, default)."""
+    body = _body(TeamBody, request)
+    if isinstance(body, HTTPResponse):
+        return body
+    assert isinstance(body, TeamBody)
+    async with request.app.ctx.sessions() as s, s.begin():
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        hours = body.hours.model_dump() if body.hours else None
+        team = await teams.save_team(s, body.name, body.title, hours, body.is_default)
+        return response.json({"team": team_view(team)}, status=201)
+
+
+@admin.get("/canned")
+async def list_canned(request: Request) -> HTTPResponse:
+    async with request.app.ctx.sessions() as s:
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        rows = (await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))).all()
+        items = [{"id": r.id, "shortcut": r.shortcut, "title": r.title, "body": r.body, "team": t} for r, t in rows]
+        return response.json({"canned": items})
+
+
+@admin.post("/canned")
+async def add_canned(request: Request) -> HTTPResponse:
+    body = _body(CannedBody, request)
+    if isinstance(body, HTTPResponse):
+        return body
+    assert isinstance(body, CannedBody)
+    async with request.app.ctx.sessions() as s, s.begin():
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        team = await teams.by_name(s, body.team) if body.team else None
+        if body.team and team is None:
+            return error(400, "invalid_payload", f"unknown team {body.team!r}")
+        row = CannedResponse(shortcut=body.shortcut, title=body.title, body=body.body, team_id=team.id if team else None)
+        s.add(row)
+        await s.flush()
+        return response.json({"canned": {"id": row.id, "shortcut": row.shortcut, "title": row.title, "body": row.body, "team": body.team}}, status=201)
+
+
+@admin.delete("/canned/<canned_id:int>")
+async def delete_canned(request: Request, canned_id: int) -> HTTPResponse:
+    async with request.app.ctx.sessions() as s, s.begin():
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        row = await s.get(CannedResponse, canned_id)
+        if row is None:
+            return error(404, "not_found", "No such canned response.")
+        await s.delete(row)
+        return response.json({"ok": True})
+
+
+@admin.get("/reports/handle-time")
+async def handle_time_report(request: Request) -> HTTPResponse:
+    """Handle time per agent over the last ``days`` (default 30), including after transfers."""
+    try:
+        days = max(1, min(365, int(request.args.get("days", "30"))))
+    except ValueError:
+        return error(400, "invalid_payload", "days must be a number")
+    async with request.app.ctx.sessions() as s:
+        if isinstance(who := await _admin(request, s), HTTPResponse):
+            return who
+        return response.json({"days": days, **reports.summarize(await reports.load(s, days))})

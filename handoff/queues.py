@@ -1,0 +1,98 @@
+"""Routing in practice: load plain data, ask ``handoff.routing``, store the answer, tell the people it concerns.
+
+``Dispatcher.refresh(team)`` is called after anything that can move a team's queue (an escalation, an accept, a
+resolve, a transfer, an agent's presence): it makes new offers and sends every waiting customer their position
+and estimated wait. It recomputes from the database each time, so several relay processes agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import socketio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handoff import events, routing, teams, tickets, views
+from handoff.models import Conversation, Ticket, utcnow
+from handoff.routing import AgentLoad, Availability, TeamInfo
+
+
+@dataclass(frozen=True)
+class TeamState:
+    info: TeamInfo
+    agents: list[AgentLoad]
+    handle_s: float
+    availability: Availability
+
+
+async def team_state(s: AsyncSession, team: str, now: datetime | None = None) -> TeamState:
+    infos = await teams.team_infos(s)
+    default = routing.team_for(None, infos)
+    info = next((t for t in infos if t.name == team), TeamInfo(team))
+    agents = routing.members(team, await teams.loads(s), default)
+    handle_s = routing.handle_time(await tickets.recent_handle_times(s, team))
+    return TeamState(info, agents, handle_s, routing.availability(info, agents, now or utcnow()))
+
+
+async def team_for_card(s: AsyncSession, article_team: str | None) -> str:
+    await teams.default_team(s)  # make sure there is somewhere to land
+    return routing.team_for(article_team, await teams.team_infos(s))
+
+
+def ticket_team(ticket: Ticket, default: str = teams.DEFAULT_TEAM) -> str:
+    return ticket.team or default  # tickets opened before routing existed belong to the default queue
+
+
+async def status_of(s: AsyncSession, ticket: Ticket, state: TeamState | None = None) -> events.QueueStatus:
+    state = state or await team_state(s, ticket_team(ticket))
+    position = await tickets.queue_position(s, ticket)
+    wait_s = routing.estimate_wait_s(position, state.agents, state.handle_s)
+    return events.QueueStatus(
+        ticket_id=ticket.id, team=state.info.name, position=position,
+        wait_s=None if wait_s is None else round(wait_s), wait_text=routing.wait_text(wait_s),
+        availability=state.availability.status, opens_at=state.availability.opens_at,
+    )  # fmt: skip
+
+
+def queue_text(status: events.QueueStatus) -> str:
+    """What a waiting customer reads; says plainly when nobody can come, and what happens then."""
+    if status.availability == "closed":
+        return (
+            f"Our team is closed right now (open {status.opens_at}). Leave your email and we'll get back to you; "
+            "your request stays open."
+        )
+    if status.availability == "no_agents":
+        return "No one from our team is online right now. Leave your email and we'll get back to you; your request stays open."
+    ahead = "You're next" if status.position == 1 else f"You're number {status.position} in the queue"
+    when = f" ({status.wait_text})" if status.wait_text else ""
+    return f"{ahead}; a person will join this chat shortly{when}."
+
+
+class Dispatcher:
+    def __init__(self, sio: socketio.AsyncServer, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sio = sio
+        self.sessions = sessions
+
+    async def refresh(self, team: str) -> None:
+        async with self.sessions() as s, s.begin():
+            state = await team_state(s, team)
+            waiting = [t for t in await tickets.waiting(s) if ticket_team(t) == team]
+            offers = routing.plan_offers([(t.id, t.offered_to) for t in waiting], state.agents)
+            offered: list[tuple[int, Ticket]] = []
+            for ticket in waiting:
+                if ticket.id in offers:
+                    ticket.offered_to = offers[ticket.id]
+                    offered.append((offers[ticket.id], ticket))
+            statuses = [(t.conversation_id, await status_of(s, t, state)) for t in waiting]
+            summaries = [
+                (agent_id, views.summary(t, await s.get(Conversation, t.conversation_id))) for agent_id, t in offered
+            ]
+        for agent_id, summary in summaries:
+            await self.sio.emit(
+                events.TICKET_OFFERED, summary.model_dump(), room=events.agent_room(agent_id), namespace=events.AGENT_NAMESPACE
+            )
+        for conversation_id, status in statuses:
+            await self.sio.emit(
+                events.QUEUE_POSITION, status.model_dump(), room=conversation_id, namespace=events.CUSTOMER_NAMESPACE
+            )

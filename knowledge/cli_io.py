@@ -1,0 +1,52 @@
+"""``warmline kb import`` / ``warmline kb export``: a file on one side, the database KB on the other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from knowledge import importers, store
+from knowledge.importers import Format
+from warmline.db import create_engine, session_factory
+
+T = TypeVar("T")
+
+
+def _in_session(db_url: str, work: Callable[[AsyncSession], Awaitable[T]], write: bool) -> T:
+    async def run() -> T:
+        engine = create_engine(db_url)
+        try:
+            async with session_factory(engine)() as s:
+                if not write:
+                    return await work(s)
+                async with s.begin():
+                    return await work(s)
+        finally:
+            await engine.dispose()
+
+    # Its own loop in its own thread, like warmline.migrate.upgrade: works from any caller.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, run()).result()
+
+
+def import_file(db_url: str, path: str, fmt: Format | None, publish: bool) -> str:
+    text = Path(path).read_text(encoding="utf-8")
+    kb = importers.parse(text, fmt or importers.guess_format(path, text))  # raises before anything is written
+    result = _in_session(db_url, lambda s: store.import_kb(s, kb, author=None, publish_all=publish), write=True)
+    state = "published" if publish else "saved as drafts"
+    return (
+        f"Imported {len(kb.articles)} articles from {path} ({state}): {len(result.created)} new, "
+        f"{len(result.updated)} updated, {len(result.unchanged)} unchanged"
+    )
+
+
+def export_file(db_url: str, path: str, fmt: Format | None, published_only: bool) -> str:
+    chosen: Format = fmt or ("csv" if path.lower().endswith(".csv") else "yaml")
+    kb = _in_session(db_url, store.published_kb if published_only else store.latest_kb, write=False)
+    Path(path).write_text(importers.export(kb, chosen), encoding="utf-8")
+    return f"Exported {len(kb.articles)} {'published' if published_only else 'latest'} articles to {path} ({chosen})"
