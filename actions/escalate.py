@@ -15,7 +15,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.handoff_card import build_card
 from actions.kb_service import live_kb
 from actions.unanswered import record_unanswered
-from warmline.settings import Settings
 
 CONNECTING = "I'm connecting you with a person now. They will see our whole conversation, so you won't need to repeat anything."
 

@@ -31,7 +31,7 @@ class ConsoleSide:
     def __init__(self, sio: socketio.AsyncServer, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self.sio = sio
         self.sessions = sessions
-        self.kb = kb_search.KBReader(settings.kb_path)
+        self.kb = kb_search.KBReader()
         self.dispatcher = queues.Dispatcher(sio, sessions)
         self.typing_throttle = Throttle()
 

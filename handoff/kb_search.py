@@ -1,19 +1,19 @@
 """KB search for the console: the agent looks up an article and inserts its answer with one click.
 
 Reads the published KB from the database (``knowledge.store.published_kb``, re-read only when the KB revision
-moves); before the KB is seeded into the database, the YAML file (``knowledge.articles.load_kb``). Scoring is plain word overlap over title, questions and tags, which is enough for a person
-scanning five results (the bot's retriever is tuned for something else: one confident answer).
+moves). Scoring is plain word overlap over title, questions and tags, which is enough for a person scanning five
+results (the bot's retriever is tuned for something else: one confident answer).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from knowledge.articles import Article, KnowledgeBase, load_kb
+from knowledge import store
+from knowledge.articles import Article, KnowledgeBase
 
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -47,31 +47,14 @@ def search(kb: KnowledgeBase, query: str, limit: int = 5) -> list[Hit]:
 
 
 class KBReader:
-    """The published KB: from the database when it has one, else the YAML file; cached per revision."""
+    """The published KB from the database, re-read only when the KB revision moves."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._version: tuple[int, int] | None = None
-        self._kb = KnowledgeBase()
+    def __init__(self) -> None:
         self._revision: int | None = None
-        self._db_kb = KnowledgeBase()
+        self._kb = KnowledgeBase()
 
     async def published(self, s: AsyncSession) -> KnowledgeBase:
-        try:
-            from knowledge import store  # the KB editor's database store (issue 3)
-        except ImportError:
-            return self.current()
-        revision = await store.revision(s)
-        if revision != self._revision:
-            self._db_kb, self._revision = await store.published_kb(s), revision
-        return self._db_kb if self._db_kb.articles else self.current()
-
-    def current(self) -> KnowledgeBase:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return self._kb
-        version = (stat.st_mtime_ns, stat.st_size)
-        if version != self._version:
-            self._kb, self._version = load_kb(self.path), version
+        current = await store.revision(s)
+        if current != self._revision:
+            self._kb, self._revision = await store.published_kb(s), current
         return self._kb

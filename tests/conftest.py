@@ -5,7 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from knowledge.articles import KnowledgeBase, load_kb
+from warmline.db import create_engine, session_factory
+from warmline.migrate import upgrade
 from tests.stack import Stack, running_stack
 from warmline.settings import Settings
 
@@ -20,6 +24,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real Rasa, action server and relay, started once for the whole test run."""
     with running_stack(tmp_path_factory.mktemp("warmline-state")) as running:
         yield running
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated SQLite database of the test's own, for store-level tests."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    yield session_factory(engine)
+    await engine.dispose()
 
 
 @pytest.fixture(scope="session")

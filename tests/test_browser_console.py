@@ -73,7 +73,7 @@ async def test_console_escalation_transfer_and_rating(stack: Stack, demo_kb: Kno
         # Tickets other tests left waiting would be offered first: start from an empty queue.
         await s.execute(update(Ticket).where(Ticket.status != "resolved").values(status="resolved"))
         await s.execute(update(Conversation).where(Conversation.status != "bot").values(status="bot"))
-        gina = await create_agent(s, "gina", "Gina", PASSWORD)
+        await create_agent(s, "gina", "Gina", PASSWORD)
         hal = await create_agent(s, "hal", "Hal", PASSWORD)
         await create_agent(s, "boss", "Boss", PASSWORD, role="admin")
         s.add(CannedResponse(shortcut="thanks", title="Thanks and intro", body="Thanks {{customer.name}}, {{agent.name}} here (ticket {{ticket.id}})."))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,8 +11,6 @@ from knowledge import inbox, store
 from knowledge.articles import Article, KnowledgeBase, load_kb
 from knowledge.errors import Conflict, InvalidArticle, NotFound
 from knowledge.seed import seed
-from warmline.db import create_engine, session_factory
-from warmline.migrate import upgrade
 from warmline.settings import Settings
 
 ARTICLE = Article(
@@ -24,15 +20,6 @@ ARTICLE = Article(
     questions=("can I bring my dog to the store",),
     tags=("stores",),
 )
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}"
-    upgrade(url)
-    engine = create_engine(url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def test_seed_publishes_the_demo_yaml_once(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,17 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handoff import store, tickets
 from handoff.auth import BadCredentials, agent_for_token, create_agent, login
 from handoff.models import Conversation
-from warmline.db import create_engine, session_factory
-from warmline.migrate import upgrade
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-    upgrade(url)
-    engine = create_engine(url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def test_message_with_the_same_client_id_is_stored_once(sessions: async_sessionmaker[AsyncSession]) -> None:
