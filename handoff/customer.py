@@ -6,6 +6,7 @@ only then emits. While a ticket is open the bot never sees the customer's messag
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -15,13 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff import events, queues, store, tickets
 from handoff.agent import conversation_room, parse, resume_bot
-from handoff.bot_client import BotClient
+from handoff.bot_client import BotClient, BotTurn
 from handoff.bot_replies import message_event, split_reply
-from handoff.errors import BotUnavailable, InvalidPayload, InvalidRating, MessageTooLong, NoSession, WrongSession
+from handoff.errors import (
+    BotUnavailable,
+    InvalidPayload,
+    InvalidRating,
+    MessageTooLong,
+    NoSession,
+    WrongSession,
+)
 from handoff.guard import guard, validation_message
 from handoff.models import Conversation, Message
 from handoff.throttle import Throttle
 from handoff.views import AGENT_ONLY, history_message, summary
+from warmline.db import reading
 
 NS = events.CUSTOMER_NAMESPACE
 
@@ -103,35 +112,70 @@ class CustomerSide:
             raise WrongSession()
         customer = uttered.customData.model_dump(exclude_none=True) if uttered.customData else None
 
-        async with self.sessions() as s, s.begin():
-            conversation = await store.open_conversation(s, session_id, customer)
-            stored = await store.add_message(s, session_id, "customer", uttered.message, client_id=uttered.client_id)
-            status, paused, record = conversation.status, conversation.bot_paused, dict(conversation.customer)
-            ticket = await tickets.open_ticket_of(s, session_id) if status != "bot" else None
-        ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
-        if not stored.created:
-            return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
-        if status != "bot":
-            if ticket is not None:
-                chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
-                room = conversation_room(session_id)
-                await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
-                stop = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=False)
-                await self.sio.emit(events.TYPING, stop.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
-            return ack.model_dump(exclude_none=True)
+        # A read first (no write lock): is this a resend, and is the bot or a person answering?
+        async with reading(self.sessions) as s:
+            conversation = await s.get(Conversation, session_id)
+            earlier = await store.by_client_id(s, session_id, uttered.client_id) if uttered.client_id else None
+            phase = conversation.status if conversation else "bot"
+            paused = conversation.bot_paused if conversation else False
+            record = {**(conversation.customer if conversation else {}), **(customer or {})}
+        if earlier is not None:
+            return events.Ack(ok=True, message_id=earlier.id, client_id=uttered.client_id, duplicate=True).model_dump(
+                exclude_none=True
+            )
+        if phase != "bot":
+            return await self._to_agent(session_id, uttered, customer)
+
+        # Bot phase: the message is stored while Rasa reads it, and the reply is emitted only after both.
+        saving = asyncio.create_task(self._store_customer_message(session_id, uttered, customer))
+        turn: BotTurn | None = None
+        failure: BotUnavailable | None = None
         try:
             if paused:
                 await resume_bot(self.sessions, self.bot, session_id)
-            await self._bot_turn(session_id, stored.message.id, uttered.message, record)
+            turn = await self.bot.send(session_id, uttered.message, {"customer": record})
         except BotUnavailable as exc:
+            failure = exc
+        finally:
+            stored = await saving
+        ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
+        if not stored.created:  # the same resend raced in through another connection; answer it once
+            return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
+        if failure is not None or turn is None:
             # The message is stored (the ack says so); the customer is told the bot could not answer it.
-            payload = exc.payload(event=events.USER_UTTERED)
+            payload = (failure or BotUnavailable()).payload(event=events.USER_UTTERED)
             await self.sio.emit(events.RELAY_ERROR, payload, to=sid, namespace=NS)
             return ack.model_copy(update={"error": payload}).model_dump(exclude_none=True)
+        await self._bot_turn(session_id, stored.message.id, turn)
         return ack.model_dump(exclude_none=True)
 
-    async def _bot_turn(self, session_id: str, message_id: int, text: str, customer: dict[str, Any]) -> None:
-        turn = await self.bot.send(session_id, text, {"customer": customer})
+    async def _store_customer_message(
+        self, session_id: str, uttered: events.UserUttered, customer: dict[str, Any] | None
+    ) -> store.StoredMessage:
+        async with self.sessions() as s, s.begin():
+            await store.open_conversation(s, session_id, customer)
+            return await store.add_message(s, session_id, "customer", uttered.message, client_id=uttered.client_id)
+
+    async def _to_agent(
+        self, session_id: str, uttered: events.UserUttered, customer: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Human phase: store the message and pass it to the seated agent; the bot never sees it."""
+        async with self.sessions() as s, s.begin():
+            await store.open_conversation(s, session_id, customer)
+            stored = await store.add_message(s, session_id, "customer", uttered.message, client_id=uttered.client_id)
+            ticket = await tickets.open_ticket_of(s, session_id)
+        ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
+        if not stored.created:
+            return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
+        if ticket is not None:
+            chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
+            room = conversation_room(session_id)
+            await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
+            stop = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=False)
+            await self.sio.emit(events.TYPING, stop.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
+        return ack.model_dump(exclude_none=True)
+
+    async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn) -> None:
         replies: list[Message] = []
         opened: tuple[events.TicketSummary, events.QueueStatus] | None = None
         async with self.sessions() as s, s.begin():

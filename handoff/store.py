@@ -70,13 +70,13 @@ async def add_message(
     new_id = (await s.execute(statement)).scalar_one_or_none()
     if new_id is None:
         assert client_id is not None  # only a repeated client_id can conflict
-        existing = await _by_client_id(s, conversation_id, client_id)
+        existing = await by_client_id(s, conversation_id, client_id)
         assert existing is not None
         return StoredMessage(existing, created=False)
     return StoredMessage(Message(id=new_id, **values), created=True)
 
 
-async def _by_client_id(s: AsyncSession, conversation_id: str, client_id: str) -> Message | None:
+async def by_client_id(s: AsyncSession, conversation_id: str, client_id: str) -> Message | None:
     result = await s.execute(
         select(Message).where(Message.conversation_id == conversation_id, Message.client_id == client_id)
     )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+
+READ_ONLY = "warmline_read_only"
 
 
 class Base(DeclarativeBase):
@@ -36,9 +41,19 @@ def _sqlite_connect(dbapi_conn: object, _record: object) -> None:
     cursor.close()
 
 
-def _sqlite_begin(conn: object) -> None:
-    # IMMEDIATE takes the write lock up front, so two writers wait (busy timeout) instead of failing on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
+def _sqlite_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock up front, so two writers wait (busy timeout) instead of failing on upgrade;
+    # a read-only transaction (see ``reading``) takes no lock and never waits for a writer.
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+@asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for reads only: on SQLite it does not take the write lock the others take up front."""
+    async with sessions() as s:
+        await s.connection(execution_options={READ_ONLY: True})
+        yield s
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
