@@ -39,6 +39,19 @@
     return { customer: "You", bot: "Assistant", agent: "Agent", system: "" }[sender] || sender;
   }
 
+  // KB answers are Markdown; **bold** becomes <strong>, built from DOM nodes so no text is ever parsed as HTML.
+  function appendEmphasis(parent, text) {
+    text.split(/(\*\*[^*\n]+\*\*)/).forEach(function (part) {
+      if (/^\*\*[^*\n]+\*\*$/.test(part)) {
+        const strong = document.createElement("strong");
+        strong.textContent = part.slice(2, -2);
+        parent.appendChild(strong);
+      } else if (part) {
+        parent.appendChild(document.createTextNode(part));
+      }
+    });
+  }
+
   function render(message, options) {
     const key = message.message_id != null ? "id:" + message.message_id : null;
     if (key && shown.has(key)) return null;
@@ -62,7 +75,7 @@
     }
     const body = document.createElement("span");
     body.className = "msg__text";
-    body.textContent = message.text || "";
+    appendEmphasis(body, message.text || "");
     item.appendChild(body);
     if (Array.isArray(message.quick_replies) && message.quick_replies.length) {
       const replies = document.createElement("div");
