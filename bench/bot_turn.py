@@ -1,11 +1,13 @@
 """Bot-turn latency through the relay (Socket.IO) versus straight to Rasa's REST channel, in the same run.
 
-    .venv/bin/python bench/bot_turn.py [--turns 200] [--json bench/out/bot_turn.json]
+    .venv/bin/python bench/bot_turn.py [--turns 200] [--postgres] [--json bench/out/bot_turn.json]
 
-Starts the real stack (Rasa, action server, relay on SQLite in a scratch dir), then alternates: one turn through
-the relay (emit user_uttered -> first bot_uttered), one identical turn to Rasa's REST webhook. Each path uses its
-own conversations, so both see the same conversation lengths. At the end it checks every relayed message was
-stored.
+Starts the real stack (Rasa, action server, relay on SQLite in a scratch dir; with --postgres a second relay on a
+scratch PostgreSQL database, measured instead), then alternates: one turn through the relay (emit user_uttered
+-> first bot_uttered), one identical turn to Rasa's REST webhook. Every turn is a KB question (the first example
+question of each article, in turn), so both distributions have one mode and their medians compare like with
+like. Each path uses its own conversations, so both see the same conversation lengths. At the end it checks that
+every relayed message was stored.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import itertools
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -23,53 +26,72 @@ from sqlalchemy import func, select
 
 from handoff.models import Message
 from knowledge.articles import load_kb
+from tests import services
 from tests.chat_client import Customer
-from tests.stack import running_stack
+from tests.stack import Stack, running_stack
 from warmline.db import create_engine, session_factory
+from warmline.settings import normalize_db_url
 
 CONVERSATIONS = 10
 WARMUP = 20
 
 
 def turn_texts(kb_path: Path) -> list[str]:
-    kb = load_kb(kb_path)
-    questions = [a.questions[0] for a in kb.articles if not a.always_human]
-    return [text for pair in zip(questions, itertools.repeat("hello")) for text in pair]
+    return [a.questions[0] for a in load_kb(kb_path).articles if not a.always_human]
 
 
-async def run(turns: int) -> dict[str, object]:
+async def run(turns: int, postgres: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as scratch, running_stack(Path(scratch)) as stack:
-        texts = itertools.cycle(turn_texts(stack.settings.kb_path))
-        customers = [Customer(stack.relay_url) for _ in range(CONVERSATIONS)]
-        for customer in customers:
-            await customer.connect()
-        rest_url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
-        relay_s: list[float] = []
-        direct_s: list[float] = []
-        async with aiohttp.ClientSession() as http:
-            for i in range(turns + WARMUP):
-                text = next(texts)
-                customer = customers[i % CONVERSATIONS]
-                started = time.perf_counter()
-                await customer.say(text)
-                reply = await customer.next_reply()
-                relay_time = time.perf_counter() - started
-                while not customer.bot.empty():  # replies beyond the first belong to this turn too
-                    customer.bot.get_nowait()
-                started = time.perf_counter()
-                async with http.post(rest_url, json={"sender": f"direct-{i % CONVERSATIONS}", "message": text}) as r:
-                    direct = await r.json()
-                direct_time = time.perf_counter() - started
-                assert reply.get("text") and direct, "both paths must answer"
-                if i >= WARMUP:
-                    relay_s.append(relay_time)
-                    direct_s.append(direct_time)
-        for customer in customers:
-            await customer.close()
-        engine = create_engine(stack.settings.db_url)
-        async with session_factory(engine)() as s:
-            stored = await s.scalar(select(func.count()).select_from(Message).where(Message.sender == "customer"))
-        await engine.dispose()
+        db_name = None
+        relay_url, db_url = stack.relay_url, stack.settings.db_url
+        if postgres:
+            pg_url, db_name = await services.create_pg_database()
+            relay_url, db_url = stack.add_relay(database_url=pg_url), normalize_db_url(pg_url)
+        try:
+            figures = await measure(stack, relay_url, db_url, turns)
+        finally:
+            if db_name:
+                await services.drop_pg_database(db_name)
+    return {"database": "postgresql" if postgres else "sqlite", **figures}
+
+
+async def measure(stack: Stack, relay_url: str, db_url: str, turns: int) -> dict[str, object]:
+    texts = itertools.cycle(turn_texts(stack.settings.kb_path))
+    customers = [Customer(relay_url) for _ in range(CONVERSATIONS)]
+    for customer in customers:
+        await customer.connect()
+    rest_url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
+    relay_s: list[float] = []
+    direct_s: list[float] = []
+    async with aiohttp.ClientSession() as http:
+        for i in range(turns + WARMUP):
+            text = next(texts)
+            customer = customers[i % CONVERSATIONS]
+            acked: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            started = time.perf_counter()
+            await customer.sio.emit(
+                "user_uttered", {"message": text, "session_id": customer.session_id, "client_id": uuid.uuid4().hex},
+                callback=lambda *ack, done=acked: done.set_result(ack),
+            )  # fmt: skip
+            reply = await customer.next_reply()
+            relay_time = time.perf_counter() - started
+            await asyncio.wait_for(acked, 30)  # the ack follows the turn's last reply
+            while not customer.bot.empty():  # replies beyond the first (a second paragraph) belong to this turn
+                customer.bot.get_nowait()
+            started = time.perf_counter()
+            async with http.post(rest_url, json={"sender": f"direct-{i % CONVERSATIONS}", "message": text}) as r:
+                direct = await r.json()
+            direct_time = time.perf_counter() - started
+            assert reply.get("text") and direct, "both paths must answer"
+            if i >= WARMUP:
+                relay_s.append(relay_time)
+                direct_s.append(direct_time)
+    for customer in customers:
+        await customer.close()
+    engine = create_engine(db_url)
+    async with session_factory(engine)() as s:
+        stored = await s.scalar(select(func.count()).select_from(Message).where(Message.sender == "customer"))
+    await engine.dispose()
     relay, direct = summary_ms(relay_s), summary_ms(direct_s)
     return {
         "turns": turns,
@@ -86,14 +108,15 @@ async def run(turns: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--postgres", action="store_true", help="measure a relay on PostgreSQL (127.0.0.1:5432)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.turns))
+    figures = asyncio.run(run(args.turns, args.postgres))
     rows = [
         {"path": "relay (Socket.IO, stored)", **figures["relay"]},  # type: ignore[dict-item]
         {"path": "Rasa REST, direct", **figures["direct_rasa_rest"]},  # type: ignore[dict-item]
     ]
-    print_table(f"Bot turn latency, {args.turns} turns", rows, ["path", "n", "p50_ms", "p99_ms", "mean_ms", "max_ms"])
+    print_table(f"Bot turn latency, {args.turns} turns, relay on {figures['database']}", rows, ["path", "n", "p50_ms", "p99_ms", "mean_ms", "max_ms"])
     print(
         f"\nratio relay/direct: p50 {figures['ratio_p50']}  p99 {figures['ratio_p99']}; "
         f"relay adds {figures['added_p50_ms']} ms at p50; "

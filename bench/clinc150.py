@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from knowledge.articles import Article, KnowledgeBase  # noqa: E402
+from knowledge.articles import Article, KnowledgeBase
 
 RASA_PYTHON = REPO / ".venv-rasa" / "bin" / "python"
 DEFAULT_RASA_CACHE = REPO / "bench" / "out" / "rasa-clinc150"
@@ -350,7 +349,7 @@ def warmline_system(
         extra["rebuild_after_edit_seconds"] = time.perf_counter() - started
         extra["rebuild_after_edit_encoded"] = float(embedder.encoded_count - before)
         log(f"{name}: rebuild after a one-question edit {extra['rebuild_after_edit_seconds']:.1f} s, "
-            f"{extra['rebuild_after_edit_encoded']:.0f} texts encoded")  # fmt: skip
+            f"{extra['rebuild_after_edit_encoded']:.0f} texts encoded")
 
     val_gold = [article_id(label) for _, label in splits.val]
     val_rank = retriever.rank_many([t for t, _ in splits.val], R.MAX_CHOICES)
@@ -391,19 +390,19 @@ def warmline_system(
         helped = sum(
             d.kind == "choices" and g in {c.article_id for c in d.candidates}
             for d, g in zip(decided[:n_in], gold, strict=True)
-        )  # fmt: skip
+        )
         results.append(
             Result(
                 system=name, tuning=key, in_scope_accuracy=acc, oos_recall=recall, joint_accuracy=joint,
                 choices_rate=choices, train_seconds=build_seconds, p50_ms=percentile_ms(seconds, 50),
                 p99_ms=percentile_ms(seconds, 99), threshold=f"answer {th.answer:.3f} / choices {th.choices:.3f}",
                 extra=dict(extra, in_scope_choices_with_right_article=helped / n_in),
-            )  # fmt: skip
+            )
         )
     # Batched and one-by-one scoring should agree (float rounding aside).
     agree = sum(
         d.kind == R.decide_from_ranking(r, primary).kind for d, r in zip(decisions, batch_rank, strict=True)
-    ) / len(decisions)  # fmt: skip
+    ) / len(decisions)
     for r in results:
         r.extra["batch_vs_single_agreement"] = agree
     return results
@@ -455,7 +454,7 @@ def tfidf_lr_system(splits: Splits, tunings: dict[str, float | None], log: Calla
                 system="TF-IDF + LogReg (ref. a)", tuning=key, in_scope_accuracy=acc, oos_recall=recall,
                 joint_accuracy=joint, choices_rate=0.0, train_seconds=train_seconds,
                 p50_ms=percentile_ms(seconds, 50), p99_ms=percentile_ms(seconds, 99), threshold=f"max prob {t:.3f}",
-            )  # fmt: skip
+            )
         )
     return results
 
@@ -486,9 +485,11 @@ def rasa_system(
     seconds = [float(p["seconds"]) for p in test_parsed]  # type: ignore[arg-type]
     n_in = len(splits.test)
     gold = [article_id(label) for _, label in splits.test]
-    common = dict(
-        train_seconds=float(meta["train_seconds"]), p50_ms=percentile_ms(seconds, 50), p99_ms=percentile_ms(seconds, 99)
-    )
+    common = {
+        "train_seconds": float(meta["train_seconds"]),
+        "p50_ms": percentile_ms(seconds, 50),
+        "p99_ms": percentile_ms(seconds, 99),
+    }
     note = f"trained {meta['trained_at']} on CPU {meta['cpu_affinity']} at nice {meta['niceness']}"
 
     results = []
@@ -499,7 +500,7 @@ def rasa_system(
             system="Rasa DIET (ref. b)", tuning="own fallback", in_scope_accuracy=acc, oos_recall=recall,
             joint_accuracy=joint, choices_rate=0.0, threshold=f"FallbackClassifier {RASA_FALLBACK_THRESHOLD}",
             notes=note, **common,
-        )  # fmt: skip
+        )
     )
     for key, share in tunings.items():
         t = best_threshold(val_label, val_conf, val_gold, oos_val_conf, share)
@@ -512,7 +513,7 @@ def rasa_system(
             Result(
                 system="Rasa DIET (ref. b)", tuning=key, in_scope_accuracy=acc, oos_recall=recall,
                 joint_accuracy=joint, choices_rate=0.0, threshold=f"DIET confidence {t:.3f}", notes=note, **common,
-            )  # fmt: skip
+            )
         )
     return results
 
@@ -569,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fit-calibration", action="store_true",
         help="re-derive retrieval.py's calibration constants and default thresholds on val + oos_val, then exit",
-    )  # fmt: skip
+    )
     parser.add_argument("--skip-tfidf-only", action="store_true", help="skip the Warmline TF-IDF-only variant")
     args = parser.parse_args(argv)
 
@@ -612,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     order = {key: i for i, key in enumerate(list(tunings) + ["own fallback", "no threshold"])}
     results.sort(key=lambda r: (order[r.tuning], r.system))
     print(f"CLINC150 ({data.name}): {len(splits.test)} in-scope + {len(splits.oos_test)} out-of-scope test queries; "
-          f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")  # fmt: skip
+          f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(format_table(results))
     if rasa_note:
         print(rasa_note)

@@ -25,8 +25,8 @@ import importlib.util
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -282,7 +282,7 @@ class _Linear:
         self.n_classes = n_classes
 
     @classmethod
-    def fit(cls, model: LogisticRegression | LinearSVC | None, x: object, y: np.ndarray, n_classes: int) -> "_Linear":
+    def fit(cls, model: LogisticRegression | LinearSVC | None, x: object, y: np.ndarray, n_classes: int) -> _Linear:
         if model is None or n_classes < 2:
             return cls(None, None, n_classes)
         model.fit(x, y)
@@ -351,7 +351,7 @@ class Retriever:
             return Thresholds(DEFAULT_ANSWER_THRESHOLD, DEFAULT_CHOICES_THRESHOLD)
         return Thresholds(DEFAULT_TFIDF_ONLY_ANSWER_THRESHOLD, DEFAULT_TFIDF_ONLY_CHOICES_THRESHOLD)
 
-    def with_calibration(self, weights: Sequence[float], bias: float) -> "Retriever":
+    def with_calibration(self, weights: Sequence[float], bias: float) -> Retriever:
         """A copy scoring with another calibration (see ``fit_calibration``); the fitted models are shared."""
         other = copy.copy(self)
         other._cal_w = np.asarray(weights, dtype=np.float64)
@@ -365,7 +365,7 @@ class Retriever:
         oos_examples: Sequence[str] = (),
         embedder: Embedder | None | Literal["auto"] = "auto",
         cache_dir: Path | None = None,
-    ) -> "Retriever":
+    ) -> Retriever:
         """Fit the models on the KB's example questions (and known out-of-scope messages, as an extra class).
 
         ``embedder="auto"`` uses the bundled sentence-embedding model when installed, ``None`` forces TF-IDF only.

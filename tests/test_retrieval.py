@@ -7,6 +7,7 @@ need neither torch nor a server; the real model is exercised by bench/clinc150.p
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def hash_vector(text: str) -> np.ndarray:
     """Bag of words and word bigrams hashed into DIM buckets, L2-normalised: a stand-in for sentence embeddings."""
     words = text.lower().replace("?", " ").replace(",", " ").split()
     vec = np.zeros(DIM, dtype=np.float32)
-    for gram in words + [a + " " + b for a, b in zip(words, words[1:])]:
+    for gram in words + [a + " " + b for a, b in itertools.pairwise(words)]:
         vec[int(hashlib.md5(gram.encode()).hexdigest(), 16) % DIM] += 1.0
     return vec / max(float(np.linalg.norm(vec)), 1e-9)
 
