@@ -25,6 +25,11 @@ HUMAN_PAYLOAD = "/human"
 KB_ARTICLE_ENTITY = "kb_article"  # in bot/domain.yml: names the article a "Did you mean" button picks
 TALK_TO_PERSON = {"title": "Talk to a person", "payload": HUMAN_PAYLOAD}
 NOT_SURE = "I'm not sure I can answer that. Could you put it another way, or shall I get a person for you?"
+# A calibrated score this high makes an article worth offering as a guess: on the demo KB it keeps
+# "my bill looks wrong" -> billing/password and "router" -> the two router articles, and drops guesses for
+# gibberish or off-topic questions (their best scores stay under 0.15).
+GUESS_FLOOR = 0.2
+MAX_GUESSES = 3
 DID_YOU_MEAN = "I'm not quite sure what you mean. Is it one of these?"
 
 _settings = Settings()
@@ -53,10 +58,16 @@ def next_step(
         return Step("escalate", reason="failed_turns")
     if low_streak >= 1:
         return Step("escalate", reason="low_confidence")
-    choices = tuple(by_id[c.article_id] for c in decision.candidates if c.article_id in by_id)
-    if decision.kind == "choices" and choices:
-        return Step("choices", choices=choices)
-    return Step("not_sure")
+    if decision.kind == "choices":
+        choices = tuple(by_id[c.article_id] for c in decision.candidates if c.article_id in by_id)
+    else:
+        # Too unsure to answer, but the first time the bot still shows its best guesses, if any are plausible.
+        choices = tuple(
+            by_id[c.article_id]
+            for c in decision.candidates[:MAX_GUESSES]
+            if c.article_id in by_id and c.score >= GUESS_FLOOR
+        )
+    return Step("choices", choices=choices) if choices else Step("not_sure")
 
 
 def reply_for(step: Step, known_intents: Collection[str] | None = None) -> dict[str, Any] | None:
