@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff import reports, teams
-from handoff.auth import ROLES, agent_for_token, create_agent, hash_password
+from handoff.auth import ROLES, agent_for_token, bearer_token, create_agent, hash_password
 from handoff.guard import validation_message
 from handoff.models import Agent, CannedResponse, Team
 
@@ -92,8 +92,7 @@ def error(status: int, code: str, message: str) -> HTTPResponse:
 
 
 async def _admin(request: Request, s: AsyncSession) -> Agent | HTTPResponse:
-    header = request.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else ""
+    token = bearer_token(request.headers.get("authorization", ""))
     agent = await agent_for_token(s, token) if token else None
     if agent is None:
         return error(401, "bad_token", "Please log in again.")

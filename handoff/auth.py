@@ -61,6 +61,12 @@ async def login(s: AsyncSession, username: str, password: str) -> tuple[Agent, s
     return agent, token
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 async def agent_for_token(s: AsyncSession, token: str) -> Agent | None:
     row = await s.get(AgentToken, _token_hash(token))
     if row is None:

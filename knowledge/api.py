@@ -19,7 +19,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff.auth import agent_for_token
+from handoff.auth import agent_for_token, bearer_token
 from handoff.guard import validation_message
 from handoff.models import Agent
 from knowledge import importers, inbox, store
@@ -88,11 +88,10 @@ async def editor(request: Request) -> Agent:
 
 
 async def _editor(request: Request, s: AsyncSession) -> Agent:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise Unauthorized("Log in first: send Authorization: Bearer <token> from POST /api/agent/login.")
-    agent = await agent_for_token(s, token.strip())
+    agent = await agent_for_token(s, token)
     if agent is None:
         raise Unauthorized("Your login has expired or is not valid; log in again.")
     if agent.role not in EDITOR_ROLES:
