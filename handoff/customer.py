@@ -49,6 +49,7 @@ class CustomerSide:
         self.max_message_chars = max_message_chars
         self.dispatcher = queues.Dispatcher(sio, sessions)
         self.typing_throttle = Throttle()
+        self._unused: set[asyncio.Task[Any]] = set()
 
     def register(self) -> None:
         for name, handler in (
@@ -82,7 +83,9 @@ class CustomerSide:
             has_email = bool((conversation.customer or {}).get("email"))
             ticket = await tickets.open_ticket_of(s, session_id) if status == "queued" else None
             queued = await queues.status_of(s, ticket) if ticket is not None else None
-        await self.sio.save_session(sid, {"session_id": session_id}, namespace=NS)
+        # The record travels with each message to Rasa (the handoff card shows it) without a read per message.
+        known = dict(conversation.customer or {})
+        await self.sio.save_session(sid, {"session_id": session_id, "customer": known}, namespace=NS)
         await self.sio.enter_room(sid, session_id, namespace=NS)
         # Rasa's channel confirms with the bare id; widgets built for it expect exactly that.
         await self.sio.emit(events.SESSION_CONFIRM, session_id, to=sid, namespace=NS)
@@ -112,35 +115,31 @@ class CustomerSide:
             raise WrongSession()
         customer = uttered.customData.model_dump(exclude_none=True) if uttered.customData else None
 
-        # A read first (no write lock): is this a resend, and is the bot or a person answering?
-        async with reading(self.sessions) as s:
-            conversation = await s.get(Conversation, session_id)
-            earlier = await store.by_client_id(s, session_id, uttered.client_id) if uttered.client_id else None
-            phase = conversation.status if conversation else "bot"
-            paused = conversation.bot_paused if conversation else False
-            record = {**(conversation.customer if conversation else {}), **(customer or {})}
-        if earlier is not None:
-            return events.Ack(ok=True, message_id=earlier.id, client_id=uttered.client_id, duplicate=True).model_dump(
-                exclude_none=True
-            )
-        if phase != "bot":
-            return await self._to_agent(session_id, uttered, customer)
-
-        # Bot phase: the message is stored while Rasa reads it, and the reply is emitted only after both.
-        saving = asyncio.create_task(self._store_customer_message(session_id, uttered, customer))
-        turn: BotTurn | None = None
-        failure: BotUnavailable | None = None
+        socket_session = await self.sio.get_session(sid, namespace=NS)
+        record = {**(socket_session.get("customer") or {}), **(customer or {})}
+        # Rasa reads the message while the relay stores it and learns the conversation's phase. Nothing is emitted
+        # before both are done; in the human phase (Rasa is paused then) or for a resend, the reading is dropped.
+        asking = asyncio.create_task(self._ask_bot(session_id, uttered.message, record))
         try:
-            if paused:
-                await resume_bot(self.sessions, self.bot, session_id)
-            turn = await self.bot.send(session_id, uttered.message, {"customer": record})
-        except BotUnavailable as exc:
-            failure = exc
-        finally:
-            stored = await saving
+            stored, phase, paused = await self._store(session_id, uttered, customer)
+        except BaseException:
+            asking.cancel()
+            raise
         ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
-        if not stored.created:  # the same resend raced in through another connection; answer it once
+        if not stored.created or phase != "bot":
+            # Rasa's reading is not used; the task finishes on its own (held here so it is not collected early).
+            self._unused.add(asking)
+            asking.add_done_callback(self._unused.discard)
+        if not stored.created:
             return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
+        if phase != "bot":
+            await self._to_agent(session_id, stored.message)
+            return ack.model_dump(exclude_none=True)
+        turn, failure = await asking
+        if paused and failure is None:
+            # Rasa was still paused (resuming it at resolve failed): resume now, and let it read the message again.
+            await resume_bot(self.sessions, self.bot, session_id)
+            turn, failure = await self._ask_bot(session_id, uttered.message, record)
         if failure is not None or turn is None:
             # The message is stored (the ack says so); the customer is told the bot could not answer it.
             payload = (failure or BotUnavailable()).payload(event=events.USER_UTTERED)
@@ -149,45 +148,49 @@ class CustomerSide:
         await self._bot_turn(session_id, stored.message.id, turn)
         return ack.model_dump(exclude_none=True)
 
-    async def _store_customer_message(
-        self, session_id: str, uttered: events.UserUttered, customer: dict[str, Any] | None
-    ) -> store.StoredMessage:
-        async with self.sessions() as s, s.begin():
-            await store.open_conversation(s, session_id, customer)
-            return await store.add_message(s, session_id, "customer", uttered.message, client_id=uttered.client_id)
+    async def _ask_bot(
+        self, session_id: str, text: str, customer: dict[str, Any]
+    ) -> tuple[BotTurn | None, BotUnavailable | None]:
+        try:
+            return await self.bot.send(session_id, text, {"customer": customer}), None
+        except BotUnavailable as exc:
+            return None, exc
 
-    async def _to_agent(
+    async def _store(
         self, session_id: str, uttered: events.UserUttered, customer: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """Human phase: store the message and pass it to the seated agent; the bot never sees it."""
+    ) -> tuple[store.StoredMessage, str, bool]:
+        """Store the customer's message once; returns it with the conversation's phase and whether Rasa is paused."""
         async with self.sessions() as s, s.begin():
-            await store.open_conversation(s, session_id, customer)
+            conversation = await store.open_conversation(s, session_id, customer)
             stored = await store.add_message(s, session_id, "customer", uttered.message, client_id=uttered.client_id)
+            return stored, conversation.status, conversation.bot_paused
+
+    async def _to_agent(self, session_id: str, message: Message) -> None:
+        """Human phase: pass the stored message to the seated agent, if one is seated yet."""
+        async with reading(self.sessions) as s:
             ticket = await tickets.open_ticket_of(s, session_id)
-        ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
-        if not stored.created:
-            return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
-        if ticket is not None:
-            chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
-            room = conversation_room(session_id)
-            await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
-            stop = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=False)
-            await self.sio.emit(events.TYPING, stop.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
-        return ack.model_dump(exclude_none=True)
+        if ticket is None:
+            return
+        chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(message))
+        room = conversation_room(session_id)
+        await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
+        stop = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=False)
+        await self.sio.emit(events.TYPING, stop.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
 
     async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn) -> None:
         replies: list[Message] = []
         opened: tuple[events.TicketSummary, events.QueueStatus] | None = None
         async with self.sessions() as s, s.begin():
-            await store.set_parse(s, message_id, turn.parse)
             for rasa_message in turn.messages:
                 reply_text, data = split_reply(rasa_message)
                 handoff_card = (data or {}).get("custom", {}).get("handoff") if data else None
                 if isinstance(handoff_card, dict):
                     # The card is for agents only: it becomes the ticket, never a message the customer sees.
+                    conversation = await s.get(Conversation, session_id)
+                    if conversation is not None:  # what the relay knows of the customer completes the bot's card
+                        handoff_card["customer"] = {**conversation.customer, **(handoff_card.get("customer") or {})}
                     team = await queues.team_for_card(s, handoff_card.get("team"))
                     ticket, created = await tickets.open_ticket(s, session_id, handoff_card, team=team)
-                    conversation = await s.get(Conversation, session_id)
                     if conversation is not None:
                         conversation.bot_paused = True
                     status = await queues.status_of(s, ticket)
@@ -210,6 +213,9 @@ class CustomerSide:
                 namespace=events.AGENT_NAMESPACE,
             )  # fmt: skip
             await self.dispatcher.refresh(status.team)
+        # The bot's reading annotates the customer's message, which is stored already: it can follow the reply.
+        async with self.sessions() as s, s.begin():
+            await store.set_parse(s, message_id, turn.parse)
 
     async def rating(self, sid: str, data: Any) -> dict[str, Any]:
         session_id = await self._session_id(sid)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from handoff.auth import create_agent
-from handoff.models import Conversation, Ticket, TicketSegment
+from handoff.models import Agent, Conversation, Ticket, TicketSegment
 from tests.agent_client import AgentClient, login
 from tests.chat_client import Customer
 from tests.stack import Stack
@@ -32,6 +32,8 @@ async def people(stack: Stack) -> AsyncIterator[dict[str, Any]]:
         # Tickets other test modules left waiting would be offered first and take slots: start from an empty queue.
         await s.execute(update(Ticket).where(Ticket.status != "resolved").values(status="resolved"))
         await s.execute(update(Conversation).where(Conversation.status != "bot").values(status="bot"))
+        # Agents of other test modules may still count as online for a moment after their sockets closed.
+        await s.execute(update(Agent).values(presence="offline"))
         for username, name, role in (("root", "Root", "admin"), ("cora", "Cora", "agent"), ("dan", "Dan", "agent")):
             ids[username] = (await create_agent(s, username, name, PASSWORD, role)).id
     await engine.dispose()
