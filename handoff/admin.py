@@ -18,7 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff import reports, teams
-from handoff.auth import ROLES, agent_for_token, bearer_token, create_agent, hash_password
+from handoff.auth import (
+    ROLES,
+    agent_for_token,
+    bearer_token,
+    create_agent,
+    hash_password,
+)
 from handoff.guard import validation_message
 from handoff.models import Agent, CannedResponse, Team
 

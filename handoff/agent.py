@@ -11,15 +11,18 @@ import logging
 from typing import Any
 
 import socketio
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff import events, queues, store, teams, tickets
 from handoff.auth import agent_for_token
 from handoff.bot_client import BotClient
 from handoff.bot_replies import message_event
-from handoff.errors import BotUnavailable, InvalidPayload, NotYourTicket, TicketUnavailable
-from handoff.guard import guard, validation_message
+from handoff.errors import (
+    BotUnavailable,
+    NotYourTicket,
+    TicketUnavailable,
+)
+from handoff.guard import guard, parse
 from handoff.models import Agent, Conversation, Ticket
 from handoff.views import history_message, summary
 
@@ -223,9 +226,4 @@ async def resume_bot(sessions: async_sessionmaker[AsyncSession], bot: BotClient,
             conversation.bot_paused = False
 
 
-def parse(model: type[BaseModel], data: Any) -> Any:
-    try:
-        return model.model_validate(data if isinstance(data, dict) else {})
-    except ValidationError as exc:
-        raise InvalidPayload(validation_message(exc)) from exc
 

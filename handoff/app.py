@@ -10,11 +10,11 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from handoff.bot_client import BotClient
-from handoff.agent import AgentSide
 from handoff.admin import admin
-from handoff.console import ConsoleSide
+from handoff.agent import AgentSide
 from handoff.api import api
+from handoff.bot_client import BotClient
+from handoff.console import ConsoleSide
 from handoff.customer import CustomerSide
 from knowledge.api import kb_api
 from warmline.db import create_engine, session_factory

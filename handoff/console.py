@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff import canned, events, kb_search, queues, store, teams, tickets
-from handoff.agent import conversation_room, parse
+from handoff.agent import conversation_room
 from handoff.bot_replies import message_event
 from handoff.errors import InvalidPayload, NotYourTicket
-from handoff.guard import guard
+from handoff.guard import guard, parse
 from handoff.models import Agent, CannedResponse, Conversation, Message, Team, Ticket
 from handoff.throttle import Throttle
 from handoff.views import history_message, summary

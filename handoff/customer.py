@@ -11,11 +11,10 @@ import uuid
 from typing import Any
 
 import socketio
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff import events, queues, store, tickets
-from handoff.agent import conversation_room, parse, resume_bot
+from handoff.agent import conversation_room, resume_bot
 from handoff.bot_client import BotClient, BotTurn
 from handoff.bot_replies import message_event, split_reply
 from handoff.errors import (
@@ -26,7 +25,7 @@ from handoff.errors import (
     NoSession,
     WrongSession,
 )
-from handoff.guard import guard, validation_message
+from handoff.guard import guard, parse
 from handoff.models import Conversation, Message
 from handoff.throttle import Throttle
 from handoff.views import AGENT_ONLY, history_message, summary
@@ -70,10 +69,7 @@ class CustomerSide:
         return str(session_id)
 
     async def session_request(self, sid: str, data: Any) -> dict[str, Any]:
-        try:
-            request = events.SessionRequest.model_validate(data if isinstance(data, dict) else {})
-        except ValidationError as exc:
-            raise InvalidPayload(validation_message(exc)) from exc
+        request: events.SessionRequest = parse(events.SessionRequest, data)
         session_id = request.session_id or uuid.uuid4().hex
         customer = request.customData.model_dump(exclude_none=True) if request.customData else None
         async with self.sessions() as s, s.begin():
@@ -106,10 +102,7 @@ class CustomerSide:
             raise InvalidPayload("user_uttered needs an object with a 'message' string")
         if isinstance(data.get("message"), str) and len(data["message"]) > self.max_message_chars:
             raise MessageTooLong(f"Messages are limited to {self.max_message_chars} characters; nothing was sent.")
-        try:
-            uttered = events.UserUttered.model_validate(data)
-        except ValidationError as exc:
-            raise InvalidPayload(validation_message(exc)) from exc
+        uttered: events.UserUttered = parse(events.UserUttered, data)
         session_id = await self._session_id(sid)
         if uttered.session_id not in (None, session_id):
             raise WrongSession()
@@ -219,10 +212,7 @@ class CustomerSide:
 
     async def rating(self, sid: str, data: Any) -> dict[str, Any]:
         session_id = await self._session_id(sid)
-        try:
-            rating = events.Rating.model_validate(data if isinstance(data, dict) else {})
-        except ValidationError as exc:
-            raise InvalidPayload(validation_message(exc)) from exc
+        rating: events.Rating = parse(events.Rating, data)
         async with self.sessions() as s, s.begin():
             if not await tickets.rate(s, rating.ticket_id, session_id, rating.score, rating.comment):
                 raise InvalidRating()

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from handoff import events
-from handoff.errors import RelayError
+from handoff.errors import InvalidPayload, RelayError
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,14 @@ def validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
     return f"{where}: {first.get('msg', 'invalid').removeprefix('Value error, ')}"
+
+
+def parse(model: type[BaseModel], data: Any) -> Any:
+    """Validate a socket payload with its model; anything that is not an object counts as an empty one."""
+    try:
+        return model.model_validate(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        raise InvalidPayload(validation_message(exc)) from exc
 
 
 def guard(sio: socketio.AsyncServer, namespace: str, name: str, handler: Handler) -> Handler:
