@@ -62,11 +62,15 @@ class CustomerSide:
             self.sio.on(name, guard(self.sio, NS, name, handler), namespace=NS)
 
     async def _session_id(self, sid: str) -> str:
+        return (await self._socket_session(sid))[0]
+
+    async def _socket_session(self, sid: str) -> tuple[str, dict[str, Any]]:
+        """This connection's conversation id and the customer record remembered at session_request."""
         socket_session = await self.sio.get_session(sid, namespace=NS)
         session_id = socket_session.get("session_id") if socket_session else None
         if session_id is None:
             raise NoSession()
-        return str(session_id)
+        return str(session_id), dict(socket_session.get("customer") or {})
 
     async def session_request(self, sid: str, data: Any) -> dict[str, Any]:
         request: events.SessionRequest = parse(events.SessionRequest, data)
@@ -103,13 +107,12 @@ class CustomerSide:
         if isinstance(data.get("message"), str) and len(data["message"]) > self.max_message_chars:
             raise MessageTooLong(f"Messages are limited to {self.max_message_chars} characters; nothing was sent.")
         uttered: events.UserUttered = parse(events.UserUttered, data)
-        session_id = await self._session_id(sid)
+        session_id, known_customer = await self._socket_session(sid)
         if uttered.session_id not in (None, session_id):
             raise WrongSession()
         customer = uttered.customData.model_dump(exclude_none=True) if uttered.customData else None
 
-        socket_session = await self.sio.get_session(sid, namespace=NS)
-        record = {**(socket_session.get("customer") or {}), **(customer or {})}
+        record = {**known_customer, **(customer or {})}
         # Rasa reads the message while the relay stores it and learns the conversation's phase. Nothing is emitted
         # before both are done; in the human phase (Rasa is paused then) or for a resend, the reading is dropped.
         asking = asyncio.create_task(self._ask_bot(session_id, uttered.message, record))
