@@ -17,7 +17,7 @@ from handoff.bot_client import BotClient
 from handoff.console import ConsoleSide
 from handoff.customer import CustomerSide
 from knowledge.api import kb_api
-from warmline.db import create_engine, session_factory
+from warmline.db import AutocommitWriter, create_engine, session_factory
 from warmline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,15 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         sessions = session_factory(app.ctx.engine)
         app.ctx.sessions = sessions
         await bot.start()
-        CustomerSide(sio, sessions, bot, settings.max_message_chars).register()
+        app.ctx.writer = AutocommitWriter(sessions, settings.db_url)
+        CustomerSide(sio, sessions, app.ctx.writer, bot, settings.max_message_chars).register()
         AgentSide(sio, sessions, bot).register()
         ConsoleSide(sio, sessions, settings).register()
 
     @app.after_server_stop
     async def close_resources(app: Sanic) -> None:
         await bot.close()
+        app.ctx.writer.close()
         await app.ctx.engine.dispose()
 
     app.blueprint(api)

@@ -23,6 +23,12 @@ def split_reply(rasa_message: dict[str, Any]) -> tuple[str, dict[str, Any] | Non
     return text, data or None
 
 
+def handoff_card_of(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The handoff card ``action_escalate`` puts in a reply's custom payload, if this reply carries one."""
+    card = ((data or {}).get("custom") or {}).get("handoff")
+    return card if isinstance(card, dict) else None
+
+
 def message_event(message: Message) -> dict[str, Any]:
     """The ``bot_uttered``-shaped payload for a stored message (text, quick replies, our id and timestamp)."""
     payload: dict[str, Any] = {

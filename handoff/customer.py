@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handoff import events, queues, store, tickets
 from handoff.agent import conversation_room, resume_bot
 from handoff.bot_client import BotClient, BotTurn
-from handoff.bot_replies import message_event, split_reply
+from handoff.bot_replies import handoff_card_of, message_event, split_reply
 from handoff.errors import (
     BotUnavailable,
     InvalidPayload,
@@ -29,7 +29,7 @@ from handoff.guard import guard, parse
 from handoff.models import Conversation, Message
 from handoff.throttle import Throttle
 from handoff.views import AGENT_ONLY, history_message, summary
-from warmline.db import reading
+from warmline.db import AutocommitWriter, reading
 
 NS = events.CUSTOMER_NAMESPACE
 
@@ -39,11 +39,13 @@ class CustomerSide:
         self,
         sio: socketio.AsyncServer,
         sessions: async_sessionmaker[AsyncSession],
+        writer: AutocommitWriter,
         bot: BotClient,
         max_message_chars: int,
     ) -> None:
         self.sio = sio
         self.sessions = sessions
+        self.writer = writer
         self.bot = bot
         self.max_message_chars = max_message_chars
         self.dispatcher = queues.Dispatcher(sio, sessions)
@@ -116,6 +118,7 @@ class CustomerSide:
         # Rasa reads the message while the relay stores it and learns the conversation's phase. Nothing is emitted
         # before both are done; in the human phase (Rasa is paused then) or for a resend, the reading is dropped.
         asking = asyncio.create_task(self._ask_bot(session_id, uttered.message, record))
+        await asyncio.sleep(0)  # let the request to Rasa leave before the store's first statement
         try:
             stored, phase, paused = await self._store(session_id, uttered, customer)
         except BaseException:
@@ -174,30 +177,13 @@ class CustomerSide:
         await self.sio.emit(events.TYPING, stop.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
 
     async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn) -> None:
-        replies: list[Message] = []
+        said = [split_reply(rasa_message) for rasa_message in turn.messages]
         opened: tuple[events.TicketSummary, events.QueueStatus] | None = None
-        async with self.sessions() as s, s.begin():
-            for rasa_message in turn.messages:
-                reply_text, data = split_reply(rasa_message)
-                handoff_card = (data or {}).get("custom", {}).get("handoff") if data else None
-                if isinstance(handoff_card, dict):
-                    # The card is for agents only: it becomes the ticket, never a message the customer sees.
-                    conversation = await s.get(Conversation, session_id)
-                    if conversation is not None:  # what the relay knows of the customer completes the bot's card
-                        handoff_card["customer"] = {**conversation.customer, **(handoff_card.get("customer") or {})}
-                    team = await queues.team_for_card(s, handoff_card.get("team"))
-                    ticket, created = await tickets.open_ticket(s, session_id, handoff_card, team=team)
-                    if conversation is not None:
-                        conversation.bot_paused = True
-                    status = await queues.status_of(s, ticket)
-                    waiting = await store.add_message(s, session_id, "system", queues.queue_text(status))
-                    replies.append(waiting.message)
-                    if created:
-                        opened = (summary(ticket, conversation, status.position), status)
-                    continue
-                replies.append((await store.add_message(s, session_id, "bot", reply_text, data=data)).message)
-        for reply in replies:
-            await self.sio.emit(events.BOT_UTTERED, message_event(reply), room=session_id, namespace=NS)
+        if any(handoff_card_of(data) is not None for _, data in said):
+            replies, opened = await self._open_ticket(session_id, said)
+            await self._say(session_id, replies)
+        else:  # the common turn: the bot's answers, stored in one statement before anyone sees them
+            await self._say(session_id, await store.add_replies(self.writer, session_id, said))
         if opened is not None:
             ticket_summary, status = opened
             await self.sio.emit(events.QUEUE_POSITION, status.model_dump(), room=session_id, namespace=NS)
@@ -209,9 +195,40 @@ class CustomerSide:
                 namespace=events.AGENT_NAMESPACE,
             )  # fmt: skip
             await self.dispatcher.refresh(status.team)
-        # The bot's reading annotates the customer's message, which is stored already: it can follow the reply.
+        # The bot's reading annotates the customer's message, which is stored already: it can follow the reply, once
+        # the reply has left (emit only queues it; the store below runs on this thread without yielding).
+        await asyncio.sleep(0)
+        await store.set_parse(self.writer, message_id, turn.parse)
+
+    async def _say(self, session_id: str, replies: list[Message]) -> None:
+        for reply in replies:
+            await self.sio.emit(events.BOT_UTTERED, message_event(reply), room=session_id, namespace=NS)
+
+    async def _open_ticket(
+        self, session_id: str, said: list[tuple[str, dict[str, Any] | None]]
+    ) -> tuple[list[Message], tuple[events.TicketSummary, events.QueueStatus] | None]:
+        """A turn that escalates: the handoff card becomes the ticket (agents only, never a message the customer
+        sees), the conversation leaves the bot, and the customer is told where they stand, in one transaction."""
+        replies: list[Message] = []
+        opened: tuple[events.TicketSummary, events.QueueStatus] | None = None
         async with self.sessions() as s, s.begin():
-            await store.set_parse(s, message_id, turn.parse)
+            for reply_text, data in said:
+                handoff_card = handoff_card_of(data)
+                if handoff_card is None:
+                    replies.append((await store.add_message(s, session_id, "bot", reply_text, data=data)).message)
+                    continue
+                conversation = await s.get(Conversation, session_id)
+                if conversation is not None:  # what the relay knows of the customer completes the bot's card
+                    handoff_card["customer"] = {**conversation.customer, **(handoff_card.get("customer") or {})}
+                    conversation.bot_paused = True
+                team = await queues.team_for_card(s, handoff_card.get("team"))
+                ticket, created = await tickets.open_ticket(s, session_id, handoff_card, team=team)
+                status = await queues.status_of(s, ticket)
+                waiting = await store.add_message(s, session_id, "system", queues.queue_text(status))
+                replies.append(waiting.message)
+                if created:
+                    opened = (summary(ticket, conversation, status.position), status)
+        return replies, opened
 
     async def rating(self, sid: str, data: Any) -> dict[str, Any]:
         session_id = await self._session_id(sid)

@@ -6,13 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff.models import Conversation, Message, utcnow
+from warmline.db import AutocommitWriter
+
+# Writes on the chat path use the table (SQLAlchemy Core): the ORM's bulk-insert machinery costs a few tenths of
+# a millisecond per statement, and these statements return ids, not objects.
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,12 @@ async def add_message(
         "conversation_id": conversation_id, "sender": sender, "text": text, "client_id": client_id,
         "parse": parse, "data": data, "created_at": utcnow(),
     }  # fmt: skip
-    insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    upsert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(Message)
+        upsert(MESSAGES)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["conversation_id", "client_id"])
-        .returning(Message.id)
+        .returning(MESSAGES.c.id)
     )
     new_id = (await s.execute(statement)).scalar_one_or_none()
     if new_id is None:
@@ -76,6 +81,26 @@ async def add_message(
     return StoredMessage(Message(id=new_id, **values), created=True)
 
 
+REPLY_INSERT = insert(MESSAGES).returning(MESSAGES.c.id)
+
+
+async def add_replies(
+    writer: AutocommitWriter, conversation_id: str, replies: Sequence[tuple[str, dict[str, Any] | None]]
+) -> list[Message]:
+    """Store the bot's replies to one message, in order, committed before the call returns: one statement (the
+    rows go in one INSERT ... VALUES (...), (...) RETURNING), atomic on its own, so no transaction around it."""
+    now = utcnow()
+    rows = [
+        {"conversation_id": conversation_id, "sender": "bot", "text": text, "data": data, "created_at": now}
+        for text, data in replies
+    ]
+    if not rows:
+        return []
+    # Ids are handed out in row order, so the sorted ids pair with the rows.
+    new_ids = sorted(await writer.execute(REPLY_INSERT, rows))
+    return [Message(id=new_id, **row) for new_id, row in zip(new_ids, rows, strict=True)]
+
+
 async def by_client_id(s: AsyncSession, conversation_id: str, client_id: str) -> Message | None:
     result = await s.execute(
         select(Message).where(Message.conversation_id == conversation_id, Message.client_id == client_id)
@@ -83,8 +108,8 @@ async def by_client_id(s: AsyncSession, conversation_id: str, client_id: str) ->
     return result.scalar_one_or_none()
 
 
-async def set_parse(s: AsyncSession, message_id: int, parse: dict[str, Any] | None) -> None:
-    await s.execute(update(Message).where(Message.id == message_id).values(parse=parse))
+async def set_parse(writer: AutocommitWriter, message_id: int, parse: dict[str, Any] | None) -> None:
+    await writer.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(parse=parse))
 
 
 async def history(s: AsyncSession, conversation_id: str, limit: int = 500) -> Sequence[Message]:

@@ -1,0 +1,89 @@
+"""The bot's replies are stored by one autocommitted statement: on SQLite on the event loop's thread unless another
+writer holds the lock (then through aiosqlite, waiting its turn), on PostgreSQL in one round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from handoff import store
+from handoff.models import Message
+from tests.services import create_pg_database, drop_pg_database
+from warmline.db import AutocommitWriter, create_engine, session_factory
+from warmline.migrate import upgrade
+from warmline.settings import normalize_db_url
+
+
+async def _replies_round_trip(url: str) -> None:
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    writer = AutocommitWriter(sessions, url)
+    try:
+        async with sessions() as s, s.begin():
+            await store.open_conversation(s, "conv-w0001", None)
+            asked = await store.add_message(s, "conv-w0001", "customer", "where is my parcel?", client_id="c1")
+        said = [("First paragraph.", None), ("Second paragraph.", {"quick_replies": [{"title": "Yes"}]})]
+        replies = await store.add_replies(writer, "conv-w0001", said)
+        await store.set_parse(writer, asked.message.id, {"intent": {"name": "track_order", "confidence": 0.9}})
+        assert [r.text for r in replies] == ["First paragraph.", "Second paragraph."]
+        assert replies[0].id < replies[1].id and replies[0].id > asked.message.id
+        async with sessions() as s:
+            stored = (await s.execute(select(Message).order_by(Message.id))).scalars().all()
+        assert [(m.id, m.sender, m.text) for m in stored] == [
+            (asked.message.id, "customer", "where is my parcel?"),
+            (replies[0].id, "bot", "First paragraph."),
+            (replies[1].id, "bot", "Second paragraph."),
+        ]
+        assert stored[2].data == {"quick_replies": [{"title": "Yes"}]}
+        assert stored[0].parse == {"intent": {"name": "track_order", "confidence": 0.9}}
+        assert await store.add_replies(writer, "conv-w0001", []) == []
+    finally:
+        writer.close()
+        await engine.dispose()
+
+
+async def test_replies_are_stored_in_order_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    upgrade(url)
+    await _replies_round_trip(url)
+
+
+async def test_a_locked_sqlite_database_is_waited_for_not_failed(tmp_path: Path) -> None:
+    db_file = tmp_path / "w.db"
+    url = f"sqlite+aiosqlite:///{db_file}"
+    upgrade(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    writer = AutocommitWriter(sessions, url)
+    async with sessions() as s, s.begin():
+        await store.open_conversation(s, "conv-w0002", None)
+    other = sqlite3.connect(db_file, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer (a second relay process, the KB editor) holds the lock
+    try:
+        writing = asyncio.create_task(store.add_replies(writer, "conv-w0002", [("Hello!", None)]))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # it waits through aiosqlite's busy timeout; the event loop is not blocked
+        other.execute("COMMIT")
+        replies = await asyncio.wait_for(writing, 10)
+        async with sessions() as s:
+            assert [m.text for m in await store.history(s, "conv-w0002")] == ["Hello!"]
+        assert replies[0].text == "Hello!"
+    finally:
+        other.close()
+        writer.close()
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_replies_are_stored_in_order_on_postgresql() -> None:
+    url, name = await create_pg_database()
+    try:
+        db_url = normalize_db_url(url)
+        upgrade(db_url)
+        await _replies_round_trip(db_url)
+    finally:
+        await drop_pg_database(name)
