@@ -21,7 +21,7 @@ from knowledge import store
 from knowledge.articles import KnowledgeBase
 from knowledge.retrieval import Retriever
 from knowledge.seed import seed
-from warmline.db import create_engine, session_factory
+from warmline.db import create_engine, reading, session_factory
 from warmline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class KBService:
     async def refresh(self) -> LiveKB:
         async with self._lock:
             self._checked_at = time.monotonic()
-            async with self.sessions() as s:
+            async with reading(self.sessions) as s:
                 revision = f"r{await store.revision(s)}"
                 if self._live is not None and self._live.version == revision:
                     return self._live

@@ -38,11 +38,17 @@ def conversation_room(conversation_id: str) -> str:
 
 
 class AgentSide:
-    def __init__(self, sio: socketio.AsyncServer, sessions: async_sessionmaker[AsyncSession], bot: BotClient) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        sessions: async_sessionmaker[AsyncSession],
+        bot: BotClient,
+        dispatcher: queues.Dispatcher,
+    ) -> None:
         self.sio = sio
         self.sessions = sessions
         self.bot = bot
-        self.dispatcher = queues.Dispatcher(sio, sessions)
+        self.dispatcher = dispatcher
 
     def register(self) -> None:
         self.sio.on("connect", self.connect, namespace=NS)
@@ -74,7 +80,7 @@ class AgentSide:
         for room in (events.AGENTS_ROOM, events.agent_room(agent.id), *(events.team_room(t) for t in working)):
             await self.sio.enter_room(sid, room, namespace=NS)
         for team in working:
-            await self.dispatcher.refresh(team)
+            self.dispatcher.request(team)
 
     async def disconnect(self, sid: str, _reason: Any = None) -> None:
         try:
@@ -96,7 +102,7 @@ class AgentSide:
             await teams.set_presence(s, agent_id, "offline")
             working = await teams.working_teams(s, agent_id)
         for team in working:
-            await self.dispatcher.refresh(team)
+            self.dispatcher.request(team)
 
     async def _me(self, sid: str) -> tuple[int, str]:
         session = await self.sio.get_session(sid, namespace=NS)
@@ -143,7 +149,7 @@ class AgentSide:
             await teams.set_presence(s, agent_id, wanted.presence)
             working = await teams.working_teams(s, agent_id)
         for team in working:
-            await self.dispatcher.refresh(team)
+            self.dispatcher.request(team)
         return {"ok": True, "presence": wanted.presence}
 
     async def accept(self, sid: str, data: Any) -> dict[str, Any]:
@@ -162,7 +168,7 @@ class AgentSide:
             events.BOT_UTTERED, message_event(joined) | {"agent_name": name}, room=ticket.conversation_id,
             namespace=events.CUSTOMER_NAMESPACE,
         )  # fmt: skip
-        await self.dispatcher.refresh(queues.ticket_team(ticket))  # everyone behind moves up
+        self.dispatcher.request(queues.ticket_team(ticket))  # everyone behind moves up
         return {"ok": True, "ticket": detail.model_dump()}
 
     async def agent_message(self, sid: str, data: Any) -> dict[str, Any]:
@@ -209,7 +215,7 @@ class AgentSide:
         )  # fmt: skip
         await self.sio.emit(events.TICKET_RESOLVED, {"ticket_id": ticket.id}, room=conversation_room(conversation_id), namespace=NS)
         await self.sio.leave_room(sid, conversation_room(conversation_id), namespace=NS)
-        await self.dispatcher.refresh(queues.ticket_team(ticket))  # a slot came free: offer the next ticket
+        self.dispatcher.request(queues.ticket_team(ticket))  # a slot came free: offer the next ticket
         return {"ok": True, "ticket_id": ticket.id}
 
 

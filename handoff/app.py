@@ -16,8 +16,10 @@ from handoff.api import api
 from handoff.bot_client import BotClient
 from handoff.console import ConsoleSide
 from handoff.customer import CustomerSide
+from handoff.queues import Dispatcher
 from knowledge.api import kb_api
 from warmline.db import AutocommitWriter, create_engine, session_factory
+from warmline.long_lived import freeze_startup_objects
 from warmline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,13 +61,17 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         sessions = session_factory(app.ctx.engine)
         app.ctx.sessions = sessions
         await bot.start()
-        app.ctx.writer = AutocommitWriter(sessions, settings.db_url)
-        CustomerSide(sio, sessions, app.ctx.writer, bot, settings.max_message_chars).register()
-        AgentSide(sio, sessions, bot).register()
-        ConsoleSide(sio, sessions, settings).register()
+        app.ctx.writer = AutocommitWriter(app.ctx.engine)
+        app.ctx.dispatcher = dispatcher = Dispatcher(sio, sessions)
+        CustomerSide(sio, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars).register()
+        AgentSide(sio, sessions, bot, dispatcher).register()
+        ConsoleSide(sio, sessions, settings, dispatcher).register()
+
+    app.register_listener(freeze_startup_objects, "after_server_start")
 
     @app.after_server_stop
     async def close_resources(app: Sanic) -> None:
+        await app.ctx.dispatcher.settled()
         await bot.close()
         app.ctx.writer.close()
         await app.ctx.engine.dispose()

@@ -22,17 +22,24 @@ from handoff.guard import guard, parse
 from handoff.models import Agent, CannedResponse, Conversation, Message, Team, Ticket
 from handoff.throttle import Throttle
 from handoff.views import history_message, summary
+from warmline.db import reading
 from warmline.settings import Settings
 
 NS = events.AGENT_NAMESPACE
 
 
 class ConsoleSide:
-    def __init__(self, sio: socketio.AsyncServer, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        dispatcher: queues.Dispatcher,
+    ) -> None:
         self.sio = sio
         self.sessions = sessions
         self.kb = kb_search.KBReader()
-        self.dispatcher = queues.Dispatcher(sio, sessions)
+        self.dispatcher = dispatcher
         self.typing_throttle = Throttle()
 
     def register(self) -> None:
@@ -85,8 +92,8 @@ class ConsoleSide:
             await self.sio.emit(
                 events.TICKET_WAITING, moved.summary.model_dump(), room=events.team_room(moved.out.to_team), namespace=NS
             )
-            await self.dispatcher.refresh(moved.out.to_team)
-        await self.dispatcher.refresh(moved.old_team)  # the sender has a free slot now
+            self.dispatcher.request(moved.out.to_team)
+        self.dispatcher.request(moved.old_team)  # the sender has a free slot now
         return {"ok": True, "transfer": moved.out.model_dump()}
 
     async def typing(self, sid: str, data: Any) -> dict[str, Any]:
@@ -94,7 +101,7 @@ class ConsoleSide:
         if not self.typing_throttle.allow(f"{sid}:{req.ticket_id}", req.typing):
             return {"ok": True, "throttled": True}
         agent_id, name = await self._me(sid)
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             ticket = await self._my_ticket(s, req.ticket_id, agent_id)
         out = events.TypingOut(ticket_id=ticket.id, sender="agent", name=name, typing=req.typing)
         await self.sio.emit(events.TYPING, out.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE)
@@ -144,7 +151,7 @@ class ConsoleSide:
     async def kb_search(self, sid: str, data: Any) -> dict[str, Any]:
         req: events.KBQuery = parse(events.KBQuery, data)
         await self._me(sid)
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             kb = await self.kb.published(s)
         hits = kb_search.search(kb, req.query)
         return {"ok": True, "hits": [events.KBHit(id=h.id, title=h.title, answer=h.answer, team=h.team).model_dump() for h in hits]}
@@ -153,7 +160,7 @@ class ConsoleSide:
         """This customer's past conversations and tickets: same conversation, or the same email address."""
         ref: events.TicketRef = parse(events.TicketRef, data)
         await self._me(sid)
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             ticket = await s.get(Ticket, ref.ticket_id)
             conversation = await s.get(Conversation, ticket.conversation_id) if ticket else None
             if ticket is None or conversation is None:

@@ -41,6 +41,7 @@ class CustomerSide:
         sessions: async_sessionmaker[AsyncSession],
         writer: AutocommitWriter,
         bot: BotClient,
+        dispatcher: queues.Dispatcher,
         max_message_chars: int,
     ) -> None:
         self.sio = sio
@@ -48,7 +49,7 @@ class CustomerSide:
         self.writer = writer
         self.bot = bot
         self.max_message_chars = max_message_chars
-        self.dispatcher = queues.Dispatcher(sio, sessions)
+        self.dispatcher = dispatcher
         self.typing_throttle = Throttle()
         self._unused: set[asyncio.Task[Any]] = set()
 
@@ -194,7 +195,7 @@ class CustomerSide:
                 events.TICKET_WAITING, ticket_summary.model_dump(), room=events.team_room(status.team),
                 namespace=events.AGENT_NAMESPACE,
             )  # fmt: skip
-            await self.dispatcher.refresh(status.team)
+            self.dispatcher.request(status.team)
         # The bot's reading annotates the customer's message, which is stored already: it can follow the reply, once
         # the reply has left (emit only queues it; the store below runs on this thread without yielding).
         await asyncio.sleep(0)
@@ -244,7 +245,7 @@ class CustomerSide:
         if not self.typing_throttle.allow(sid, req.typing):
             return {"ok": True, "throttled": True}
         session_id = await self._session_id(sid)
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             ticket = await tickets.open_ticket_of(s, session_id)
         if ticket is None or ticket.status != "assigned":
             return {"ok": True}

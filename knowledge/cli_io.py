@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge import importers, store
 from knowledge.importers import Format
-from warmline.db import create_engine, session_factory
+from warmline.db import create_engine, reading, session_factory
 
 T = TypeVar("T")
 
@@ -21,11 +21,12 @@ def _in_session(db_url: str, work: Callable[[AsyncSession], Awaitable[T]], write
     async def run() -> T:
         engine = create_engine(db_url)
         try:
-            async with session_factory(engine)() as s:
-                if not write:
+            sessions = session_factory(engine)
+            if not write:
+                async with reading(sessions) as s:
                     return await work(s)
-                async with s.begin():
-                    return await work(s)
+            async with sessions() as s, s.begin():
+                return await work(s)
         finally:
             await engine.dispose()
 

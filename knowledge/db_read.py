@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from knowledge import store
 from knowledge.articles import KnowledgeBase
-from warmline.db import create_engine, session_factory
+from warmline.db import create_engine, reading, session_factory
 
 
 def published_kb_or_none(db_url: str) -> KnowledgeBase | None:
@@ -23,7 +23,7 @@ def published_kb_or_none(db_url: str) -> KnowledgeBase | None:
     async def read() -> KnowledgeBase | None:
         engine = create_engine(db_url)
         try:
-            async with session_factory(engine)() as s:
+            async with reading(session_factory(engine)) as s:  # never waits for a writer
                 return await store.published_kb(s)
         except DBAPIError:
             return None  # no such table (not migrated) or the server is down: the caller falls back to the YAML

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff import store
 from handoff.models import Message
@@ -21,7 +22,7 @@ from warmline.settings import normalize_db_url
 async def _replies_round_trip(url: str) -> None:
     engine = create_engine(url)
     sessions = session_factory(engine)
-    writer = AutocommitWriter(sessions, url)
+    writer = AutocommitWriter(engine)
     try:
         async with sessions() as s, s.begin():
             await store.open_conversation(s, "conv-w0001", None)
@@ -58,7 +59,7 @@ async def test_a_locked_sqlite_database_is_waited_for_not_failed(tmp_path: Path)
     upgrade(url)
     engine = create_engine(url)
     sessions = session_factory(engine)
-    writer = AutocommitWriter(sessions, url)
+    writer = AutocommitWriter(engine)
     async with sessions() as s, s.begin():
         await store.open_conversation(s, "conv-w0002", None)
     other = sqlite3.connect(db_file, isolation_level=None)
@@ -87,3 +88,22 @@ async def test_replies_are_stored_in_order_on_postgresql() -> None:
         await _replies_round_trip(db_url)
     finally:
         await drop_pg_database(name)
+
+
+async def test_write_transactions_of_one_process_take_turns(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Concurrent write transactions queue in the process (no busy-wait spiral); a failed one hands the turn on."""
+    async with sessions() as s, s.begin():
+        await store.open_conversation(s, "conv-w0003", None)
+
+    async def write(i: int) -> None:
+        async with sessions() as s, s.begin():
+            await store.add_message(s, "conv-w0003", "customer", f"message {i}", client_id=f"c{i}")
+            await asyncio.sleep(0.005)  # holds the write lock across an await, as handlers do
+            if i == 7:
+                raise RuntimeError("this transaction fails and rolls back")
+
+    results = await asyncio.wait_for(asyncio.gather(*(write(i) for i in range(30)), return_exceptions=True), 20)
+    assert [i for i, r in enumerate(results) if isinstance(r, Exception)] == [7]
+    async with sessions() as s:
+        texts = {m.text for m in await store.history(s, "conv-w0003")}
+    assert texts == {f"message {i}" for i in range(30) if i != 7}

@@ -99,9 +99,11 @@ def cmd_actions(settings: Settings, _args: argparse.Namespace) -> int:
     # One process: the live KB index is built once, here, not again in a spawned worker.
     app = create_app(executor, cors_origins=None)
     from actions.kb_service import live_kb
+    from warmline.long_lived import freeze_startup_objects
 
     # The live KB is read from the database and indexed before the server answers, then kept fresh.
     app.register_listener(live_kb.start, "before_server_start")
+    app.register_listener(freeze_startup_objects, "after_server_start")  # the model and the index: see there
     app.register_listener(live_kb.stop, "after_server_stop")
     app.run(host=settings.host, port=settings.actions_port, single_process=True, motd=False, access_log=False)
     return 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 
+BUSY_TIMEOUT_S = 30.0
 READ_ONLY = "warmline_read_only"
 AUTOCOMMIT = "warmline_autocommit"
 
@@ -30,9 +33,13 @@ def create_engine(url: str) -> AsyncEngine:
             Path(db_file).parent.mkdir(parents=True, exist_ok=True)
         # No rollback when a connection returns to the pool: sessions end their own transactions, and with
         # aiosqlite every rollback is a thread hop on the reply path.
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S}, pool_reset_on_return=None)
+        writes = _WriteQueue()
+        _WRITE_QUEUES[engine.sync_engine] = writes
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "begin", writes.begin)
+        event.listen(engine.sync_engine, "commit", writes.commit)
+        event.listen(engine.sync_engine, "rollback", writes.rollback)
         return engine
     # Optimistic disconnect handling: a pre-ping costs three round trips per checkout (asyncpg opens a transaction
     # for it), more than the statement it guards. A connection found dead fails that one statement (the caller gets
@@ -51,13 +58,57 @@ def _sqlite_connect(dbapi_conn: object, _record: object) -> None:
     cursor.close()
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    # IMMEDIATE takes the write lock up front, so two writers wait (busy timeout) instead of failing on upgrade;
-    # a read-only transaction (see ``reading``) takes no lock and never waits for a writer.
-    options = conn.get_execution_options()
-    if options.get(AUTOCOMMIT, False):
-        return  # the driver is in autocommit mode (isolation_level None): each statement commits on its own
-    conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
+class _WriteQueue:
+    """A process's SQLite write transactions, one at a time in arrival order.
+
+    SQLite has one writer at a time, and a second ``BEGIN IMMEDIATE`` waits in SQLite's busy handler, which sleeps
+    1, 2, 5, ... up to 100 ms between tries: under load a writer can keep losing for a second or more (seen: 1.5 s
+    in bench/escalation.py). A process's own writers queue on an asyncio lock instead, taken just before BEGIN
+    IMMEDIATE and handed on at COMMIT or ROLLBACK; the busy handler is left to writers in other processes.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+
+    def begin(self, conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two writers wait instead of failing on upgrade; a read-only
+        # transaction (see ``reading``) takes no lock and never waits for a writer.
+        options = conn.get_execution_options()
+        if options.get(AUTOCOMMIT, False):
+            return  # the driver is in autocommit mode (isolation_level None): each statement commits on its own
+        if options.get(READ_ONLY, False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        # Event handlers run inside SQLAlchemy's greenlet; run_async is its documented way to await from them.
+        driver = conn.connection.dbapi_connection
+        driver.run_async(lambda _: asyncio.wait_for(self.lock.acquire(), BUSY_TIMEOUT_S))  # type: ignore[union-attr]
+        conn.info[_HOLDS_WRITE_LOCK] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if conn.info.pop(_HOLDS_WRITE_LOCK, False):  # unless SQLAlchemy's rollback of the failure handed it on
+                self.lock.release()
+            raise
+
+    # These fire just before SQLAlchemy sends COMMIT or ROLLBACK; the turn is handed on only once it is done, so
+    # the next writer never finds the file locked (SQLAlchemy's own call that follows finds nothing left to do).
+    def commit(self, conn: Connection) -> None:
+        self._end(conn, lambda driver: driver.commit())
+
+    def rollback(self, conn: Connection) -> None:
+        self._end(conn, lambda driver: driver.rollback())
+
+    def _end(self, conn: Connection, finish: Callable[[Any], Awaitable[None]]) -> None:
+        if not conn.info.pop(_HOLDS_WRITE_LOCK, False):
+            return
+        try:
+            conn.connection.dbapi_connection.run_async(finish)  # type: ignore[union-attr]
+        finally:
+            self.lock.release()
+
+
+_HOLDS_WRITE_LOCK = "warmline_holds_write_lock"
+_WRITE_QUEUES: weakref.WeakKeyDictionary[sqlalchemy.Engine, _WriteQueue] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
@@ -74,7 +125,7 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
     several rows is atomic by itself), saving the BEGIN and COMMIT round trips."""
     async with sessions() as s:
         sqlite = s.bind.dialect.name == "sqlite"
-        # SQLite's driver is always in autocommit mode here; only our BEGIN (see _sqlite_begin) is skipped.
+        # SQLite's driver is always in autocommit mode here; only our BEGIN (see _WriteQueue.begin) is skipped.
         await s.connection(execution_options={AUTOCOMMIT: True} if sqlite else {"isolation_level": "AUTOCOMMIT"})
         yield s
 
@@ -95,25 +146,34 @@ class AutocommitWriter:
     other connections do.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], url: str) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = session_factory(engine)
+        self._writes = _WRITE_QUEUES.get(engine.sync_engine)
         self._on_loop: sqlalchemy.Engine | None = None
-        if url.startswith("sqlite+aiosqlite:///") and ":memory:" not in url:
+        database = engine.url.database
+        if self._writes is not None and database and database != ":memory:":
             self._on_loop = sqlalchemy.create_engine(
-                url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1), connect_args={"timeout": 0}, pool_size=1
+                engine.url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 0}, pool_size=1
             )
             event.listen(self._on_loop, "connect", _sqlite_connect_on_loop)
 
     async def execute(self, statement: Executable, rows: Sequence[Mapping[str, Any]] | None = None) -> list[Any]:
         """Execute (for each of ``rows``, if given); returns the first column of what it returns, such as the new
         ids of an INSERT ... RETURNING id, in whatever order the database gave them."""
-        if self._on_loop is not None:
+        if self._on_loop is None or self._writes is None:
+            return await self._autocommitted(statement, rows)
+        async with self._writes.lock:  # behind this process's write transactions, in turn
             try:
                 with self._on_loop.connect() as conn:
                     return _first_column(conn.execute(statement, rows))
             except OperationalError as exc:
                 if not _is_busy(exc):
                     raise
+        # Another process is writing: wait for it the usual way, without holding this process's turn (its other
+        # writers may hold every pooled connection while they wait for that turn).
+        return await self._autocommitted(statement, rows)
+
+    async def _autocommitted(self, statement: Executable, rows: Sequence[Mapping[str, Any]] | None) -> list[Any]:
         async with autocommit(self._sessions) as s:
             return _first_column(await s.execute(statement, rows))
 
