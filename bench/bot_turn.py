@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from common import print_table, summary_ms, write_json
+from common import freeze_client_heap, print_table, summary_ms, write_json
 from sqlalchemy import func, select
 
 from handoff.models import Message
@@ -60,6 +60,7 @@ async def measure(stack: Stack, relay_url: str, db_url: str, turns: int) -> dict
     customers = [Customer(relay_url) for _ in range(CONVERSATIONS)]
     for customer in customers:
         await customer.connect()
+    freeze_client_heap()
     rest_url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
     relay_s: list[float] = []
     direct_s: list[float] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import platform
 import statistics
@@ -13,6 +14,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def freeze_client_heap() -> None:
+    """Call once the benchmark's clients are connected: the client's own full garbage collections (50-60 ms with
+    150 Socket.IO clients) would otherwise be measured as the server's latency. The servers do the same at start
+    (warmline/long_lived.py)."""
+    gc.collect()
+    gc.freeze()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import print_table, summary_ms, write_json
+from common import freeze_client_heap, print_table, summary_ms, write_json
 
 from handoff.auth import create_agent
 from tests.agent_client import AgentClient, login
@@ -116,6 +116,7 @@ async def run(rate: float, seconds: float, chatters: int, burst: int) -> dict[st
         arrivals = Arrivals(agent)
         talkers = await connected(stack.relay_url, chatters)
         escalators = await connected(stack.relay_url, int(rate * seconds))
+        freeze_client_heap()
         stop = asyncio.Event()
         accept_s: list[float] = []
         chat_tasks = [asyncio.create_task(chatter(c, stop, i * CHAT_INTERVAL_S / chatters)) for i, c in enumerate(talkers)]
