@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handoff import events, routing, teams, tickets, views
 from handoff.models import Conversation, Ticket, utcnow
 from handoff.routing import AgentLoad, Availability, TeamInfo
+from warmline.db import reading
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +53,21 @@ def ticket_team(ticket: Ticket, default: str = teams.DEFAULT_TEAM) -> str:
     return ticket.team or default  # tickets opened before routing existed belong to the default queue
 
 
-async def status_of(s: AsyncSession, ticket: Ticket, state: TeamState | None = None) -> events.QueueStatus:
+def queue_positions(queued: Sequence[Ticket]) -> dict[int, int]:
+    """Every queued ticket's place in its team's queue (as ``tickets.queue_position``), from one list, oldest first."""
+    seen: Counter[str | None] = Counter()
+    positions = {}
+    for ticket in queued:
+        seen[ticket.team] += 1
+        positions[ticket.id] = seen[ticket.team]
+    return positions
+
+
+async def status_of(
+    s: AsyncSession, ticket: Ticket, state: TeamState | None = None, position: int | None = None
+) -> events.QueueStatus:
     state = state or await team_state(s, ticket_team(ticket))
-    position = await tickets.queue_position(s, ticket)
+    position = position or await tickets.queue_position(s, ticket)
     wait_s = routing.estimate_wait_s(position, state.agents, state.handle_s)
     return events.QueueStatus(
         ticket_id=ticket.id, team=state.info.name, position=position,
@@ -107,19 +122,23 @@ class Dispatcher:
             del self._runs[team]
 
     async def refresh(self, team: str) -> None:
-        async with self.sessions() as s, s.begin():
+        # Everything is read in a read-only transaction (a long queue costs dozens of statements, and holding the
+        # write lock meanwhile would stall every chat message on SQLite); only the new offers are written.
+        async with reading(self.sessions) as s:
             state = await team_state(s, team)
-            waiting = [t for t in await tickets.waiting(s) if ticket_team(t) == team]
+            queued = await tickets.waiting(s)
+            positions = queue_positions(queued)
+            waiting = [t for t in queued if ticket_team(t) == team]
             offers = routing.plan_offers([(t.id, t.offered_to) for t in waiting], state.agents)
-            offered: list[tuple[int, Ticket]] = []
-            for ticket in waiting:
-                if ticket.id in offers:
-                    ticket.offered_to = offers[ticket.id]
-                    offered.append((offers[ticket.id], ticket))
-            statuses = [(t.conversation_id, await status_of(s, t, state)) for t in waiting]
+            statuses = [(t.conversation_id, await status_of(s, t, state, positions[t.id])) for t in waiting]
             summaries = [
-                (agent_id, views.summary(t, await s.get(Conversation, t.conversation_id))) for agent_id, t in offered
-            ]
+                (offers[t.id], views.summary(t, await s.get(Conversation, t.conversation_id)).model_copy(
+                    update={"offered_to": offers[t.id]}))
+                for t in waiting if t.id in offers
+            ]  # fmt: skip
+        if offers:
+            async with self.sessions() as s, s.begin():
+                await tickets.record_offers(s, offers)
         for agent_id, summary in summaries:
             await self.sio.emit(
                 events.TICKET_OFFERED, summary.model_dump(), room=events.agent_room(agent_id), namespace=events.AGENT_NAMESPACE

@@ -70,6 +70,14 @@ async def waiting(s: AsyncSession, teams: set[str] | None = None, unrouted: bool
     return list(result.scalars())
 
 
+async def record_offers(s: AsyncSession, offers: dict[int, int]) -> None:
+    """Remember which agent each ticket was offered to; a ticket taken meanwhile keeps no offer."""
+    for ticket_id, agent_id in offers.items():
+        await s.execute(
+            update(Ticket).where(Ticket.id == ticket_id, Ticket.status == "queued").values(offered_to=agent_id)
+        )
+
+
 async def assigned_to(s: AsyncSession, agent_id: int) -> Sequence[Ticket]:
     result = await s.execute(
         select(Ticket).where(Ticket.status == "assigned", Ticket.agent_id == agent_id).order_by(Ticket.id)
