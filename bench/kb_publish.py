@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import print_table, write_json
-
 import aiohttp
+from common import print_table, write_json
 
 from tests.kb_client import Editor, make_agent, seconds_until_answer
 from tests.stack import Stack, running_stack

@@ -4,13 +4,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from knowledge.articles import KnowledgeBase, load_kb
+from tests.stack import Stack, running_stack
 from warmline.db import create_engine, session_factory
 from warmline.migrate import upgrade
-from tests.stack import Stack, running_stack
 from warmline.settings import Settings
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 

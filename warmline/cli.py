@@ -13,9 +13,8 @@ from warmline.settings import Settings
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    from warmline.migrate import upgrade
-
     from knowledge.seed import seed_blocking
+    from warmline.migrate import upgrade
 
     upgrade(settings.db_url)
     print(f"Database is up to date: {_safe_url(settings.db_url)}")

@@ -16,7 +16,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-
 BUSY_TIMEOUT_S = 30.0
 READ_ONLY = "warmline_read_only"
 AUTOCOMMIT = "warmline_autocommit"
