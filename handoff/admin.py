@@ -1,8 +1,9 @@
 """REST for administrators (``/api/admin``): agents (role, capacity, teams), teams (business hours), canned responses.
 
-Every route needs ``Authorization: Bearer <token>`` of an agent whose role is ``admin``; errors use the same
-``{"error": {code, message}}`` shape as the rest of the API. Bodies are pydantic models, changes go through
-``handoff.auth`` / ``handoff.teams``, one transaction per request.
+Every route needs ``Authorization: Bearer <token>`` of an agent whose role is ``admin`` (checked before the body
+is read); errors are raised from ``handoff.errors`` and answered as ``{"error": {code, message}}`` like the rest of
+the API (``handoff.rest``). Bodies are pydantic models, changes go through ``handoff.auth`` / ``handoff.teams``,
+one transaction per request.
 """
 
 from __future__ import annotations
@@ -10,23 +11,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff import reports, teams
-from handoff.auth import (
-    ROLES,
-    agent_for_token,
-    bearer_token,
-    create_agent,
-    hash_password,
-)
-from handoff.guard import validation_message
+from handoff import reports, rest, teams
+from handoff.auth import ROLES, create_agent, hash_password
+from handoff.errors import InvalidPayload, NotFound
 from handoff.models import Agent, CannedResponse, Team
+from handoff.rest import logged_in
 
 admin = Blueprint("admin", url_prefix="/api/admin")
 
@@ -93,25 +89,8 @@ class CannedBody(BaseModel):
     team: str | None = None  # None: shared by every team
 
 
-def error(status: int, code: str, message: str) -> HTTPResponse:
-    return response.json({"error": {"code": code, "message": message}}, status=status)
-
-
-async def _admin(request: Request, s: AsyncSession) -> Agent | HTTPResponse:
-    token = bearer_token(request.headers.get("authorization", ""))
-    agent = await agent_for_token(s, token) if token else None
-    if agent is None:
-        return error(401, "bad_token", "Please log in again.")
-    if agent.role != "admin":
-        return error(403, "forbidden", "Only administrators can do this.")
-    return agent
-
-
-def _body(model: type[BaseModel], request: Request) -> BaseModel | HTTPResponse:
-    try:
-        return model.model_validate(request.json if isinstance(request.json, dict) else {})
-    except ValidationError as exc:
-        return error(400, "invalid_payload", validation_message(exc))
+async def _admin(request: Request, s: AsyncSession) -> Agent:
+    return await logged_in(request, s, ("admin",), "Only administrators can do this.")
 
 
 async def agent_view(s: AsyncSession, agent: Agent) -> dict[str, Any]:
@@ -128,44 +107,35 @@ def team_view(team: Team) -> dict[str, Any]:
 @admin.get("/agents")
 async def list_agents(request: Request) -> HTTPResponse:
     async with request.app.ctx.sessions() as s:
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
         agents = list((await s.execute(select(Agent).order_by(Agent.username))).scalars())
         return response.json({"agents": [await agent_view(s, a) for a in agents]})
 
 
 @admin.post("/agents")
 async def add_agent(request: Request) -> HTTPResponse:
-    body = _body(AgentBody, request)
-    if isinstance(body, HTTPResponse):
-        return body
-    assert isinstance(body, AgentBody)
     async with request.app.ctx.sessions() as s, s.begin():
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
+        body = rest.body(request, AgentBody)
         try:
             agent = await create_agent(s, body.username, body.name, body.password, body.role)
             agent.capacity = body.capacity
             await teams.set_teams(s, agent.id, body.teams)
         except ValueError as exc:
-            return error(400, "invalid_payload", str(exc))
+            raise InvalidPayload(str(exc)) from exc
         return response.json({"agent": await agent_view(s, agent)}, status=201)
 
 
 @admin.patch("/agents/<agent_id:int>")
 async def change_agent(request: Request, agent_id: int) -> HTTPResponse:
-    body = _body(AgentPatch, request)
-    if isinstance(body, HTTPResponse):
-        return body
-    assert isinstance(body, AgentPatch)
     async with request.app.ctx.sessions() as s, s.begin():
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
+        body = rest.body(request, AgentPatch)
         agent = await s.get(Agent, agent_id)
         if agent is None:
-            return error(404, "not_found", "No such agent.")
+            raise NotFound("No such agent.")
         if body.role is not None and body.role not in ROLES:
-            return error(400, "invalid_payload", "unknown role")
+            raise InvalidPayload("unknown role")
         for field in ("name", "role", "capacity"):
             if (value := getattr(body, field)) is not None:
                 setattr(agent, field, value)
@@ -175,28 +145,23 @@ async def change_agent(request: Request, agent_id: int) -> HTTPResponse:
             try:
                 await teams.set_teams(s, agent.id, body.teams)
             except ValueError as exc:
-                return error(400, "invalid_payload", str(exc))
+                raise InvalidPayload(str(exc)) from exc
         return response.json({"agent": await agent_view(s, agent)})
 
 
 @admin.get("/teams")
 async def list_teams(request: Request) -> HTTPResponse:
     async with request.app.ctx.sessions() as s:
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
         return response.json({"teams": [team_view(t) for t in await teams.all_teams(s)]})
 
 
 @admin.post("/teams")
 async def save_team(request: Request) -> HTTPResponse:
     """Create a team, or update the one with this name (title, business hours, default)."""
-    body = _body(TeamBody, request)
-    if isinstance(body, HTTPResponse):
-        return body
-    assert isinstance(body, TeamBody)
     async with request.app.ctx.sessions() as s, s.begin():
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
+        body = rest.body(request, TeamBody)
         hours = body.hours.model_dump() if body.hours else None
         team = await teams.save_team(s, body.name, body.title, hours, body.is_default)
         return response.json({"team": team_view(team)}, status=201)
@@ -205,8 +170,7 @@ async def save_team(request: Request) -> HTTPResponse:
 @admin.get("/canned")
 async def list_canned(request: Request) -> HTTPResponse:
     async with request.app.ctx.sessions() as s:
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
         rows = (await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))).all()
         items = [{"id": r.id, "shortcut": r.shortcut, "title": r.title, "body": r.body, "team": t} for r, t in rows]
         return response.json({"canned": items})
@@ -214,16 +178,12 @@ async def list_canned(request: Request) -> HTTPResponse:
 
 @admin.post("/canned")
 async def add_canned(request: Request) -> HTTPResponse:
-    body = _body(CannedBody, request)
-    if isinstance(body, HTTPResponse):
-        return body
-    assert isinstance(body, CannedBody)
     async with request.app.ctx.sessions() as s, s.begin():
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
+        body = rest.body(request, CannedBody)
         team = await teams.by_name(s, body.team) if body.team else None
         if body.team and team is None:
-            return error(400, "invalid_payload", f"unknown team {body.team!r}")
+            raise InvalidPayload(f"unknown team {body.team!r}")
         row = CannedResponse(shortcut=body.shortcut, title=body.title, body=body.body, team_id=team.id if team else None)
         s.add(row)
         await s.flush()
@@ -233,11 +193,10 @@ async def add_canned(request: Request) -> HTTPResponse:
 @admin.delete("/canned/<canned_id:int>")
 async def delete_canned(request: Request, canned_id: int) -> HTTPResponse:
     async with request.app.ctx.sessions() as s, s.begin():
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
         row = await s.get(CannedResponse, canned_id)
         if row is None:
-            return error(404, "not_found", "No such canned response.")
+            raise NotFound("No such canned response.")
         await s.delete(row)
         return response.json({"ok": True})
 
@@ -247,9 +206,8 @@ async def handle_time_report(request: Request) -> HTTPResponse:
     """Handle time per agent over the last ``days`` (default 30), including after transfers."""
     try:
         days = max(1, min(365, int(request.args.get("days", "30"))))
-    except ValueError:
-        return error(400, "invalid_payload", "days must be a number")
+    except ValueError as exc:
+        raise InvalidPayload("days must be a number") from exc
     async with request.app.ctx.sessions() as s:
-        if isinstance(who := await _admin(request, s), HTTPResponse):
-            return who
+        await _admin(request, s)
         return response.json({"days": days, **reports.summarize(await reports.load(s, days))})

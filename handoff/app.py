@@ -10,12 +10,14 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from handoff import rest
 from handoff.admin import admin
 from handoff.agent import AgentSide
 from handoff.api import api
 from handoff.bot_client import BotClient
 from handoff.console import ConsoleSide
 from handoff.customer import CustomerSide
+from handoff.errors import RelayError
 from handoff.queues import Dispatcher
 from knowledge.api import kb_api
 from warmline.db import AutocommitWriter, create_engine, session_factory
@@ -76,6 +78,7 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         app.ctx.writer.close()
         await app.ctx.engine.dispose()
 
+    app.exception(RelayError)(rest.on_error)  # every REST route's errors (handoff/errors.py), one shape
     app.blueprint(api)
     app.blueprint(kb_api)  # the KB editor (knowledge/api.py)
     app.blueprint(admin)

@@ -2,8 +2,9 @@
 
 Every route needs a bearer token from ``POST /api/agent/login`` whose agent has the role ``editor`` or ``admin``.
 Handlers parse the body with its pydantic model, call ``knowledge.store`` / ``knowledge.inbox`` inside one
-transaction and answer JSON; any ``KBError`` (or a body that does not validate) becomes
-``{"error": {"code", "message"}}`` with the error's status, in one place (``on_error``). A publish needs nothing
+transaction and answer JSON; any error of the relay's tree (``handoff.errors``, which
+``knowledge.errors`` joins; a body that does not validate is one) becomes ``{"error": {"code", "message"}}`` with the
+error's status, in one place (``handoff.rest.on_error``). A publish needs nothing
 else: the action server sees the new KB revision within a second (actions/kb_service.py). Endpoint table:
 docs/knowledge-base.md.
 """
@@ -11,19 +12,17 @@ docs/knowledge-base.md.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff.auth import agent_for_token, bearer_token
-from handoff.guard import validation_message
 from handoff.models import Agent
+from handoff.rest import body, logged_in, query
 from knowledge import importers, inbox, store
-from knowledge.errors import Forbidden, KBError, Unauthorized
 from knowledge.schemas import (
     AddQuestions,
     ArticleContent,
@@ -39,38 +38,15 @@ from knowledge.schemas import (
     article_json,
     version_json,
 )
+from warmline.db import reading
 
 EDITOR_ROLES = ("editor", "admin")
 
 kb_api = Blueprint("kb_api", url_prefix="/api/kb")
-B = TypeVar("B", bound=BaseModel)
-
-
-class InvalidPayload(KBError):
-    code = "invalid_payload"
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Plumbing: errors, bodies, auth
-
-
-@kb_api.exception(KBError)
-async def on_error(_: Request, exc: KBError) -> HTTPResponse:
-    return response.json(exc.payload(), status=exc.status)
-
-
-def body(request: Request, model: type[B]) -> B:
-    try:
-        return model.model_validate(request.json if isinstance(request.json, dict) else {})
-    except ValidationError as exc:
-        raise InvalidPayload(validation_message(exc)) from exc
-
-
-def query(request: Request, model: type[B]) -> B:
-    try:
-        return model.model_validate({k: v[0] for k, v in request.args.items() if v and v[0] != ""})
-    except ValidationError as exc:
-        raise InvalidPayload(validation_message(exc)) from exc
+# Plumbing: the relay's REST helpers (handoff/rest.py) do bodies, queries, logins and errors
 
 
 def sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -83,20 +59,8 @@ async def editor(request: Request) -> Agent:
     Checked before the body is even parsed, in a short session of its own, so an import is never parsed for a
     stranger and the write transaction (a lock on SQLite) stays as short as the write itself.
     """
-    async with sessions(request)() as s:
-        return await _editor(request, s)
-
-
-async def _editor(request: Request, s: AsyncSession) -> Agent:
-    token = bearer_token(request.headers.get("authorization", ""))
-    if token is None:
-        raise Unauthorized("Log in first: send Authorization: Bearer <token> from POST /api/agent/login.")
-    agent = await agent_for_token(s, token)
-    if agent is None:
-        raise Unauthorized("Your login has expired or is not valid; log in again.")
-    if agent.role not in EDITOR_ROLES:
-        raise Forbidden("Editing the knowledge base needs the editor or admin role.")
-    return agent
+    async with reading(sessions(request)) as s:
+        return await logged_in(request, s, EDITOR_ROLES, "Editing the knowledge base needs the editor or admin role.")
 
 
 def content(raw: BaseModel, article_id: str) -> dict[str, Any]:

@@ -67,9 +67,13 @@ async def drain(queue: asyncio.Queue[Any]) -> None:
 
 
 async def test_admin_api_needs_the_admin_role(stack: Stack, people: dict[str, Any]) -> None:
-    assert (await admin_call(stack, None, "GET", "/agents"))[0] == 401
-    assert (await admin_call(stack, people["cora"]["token"], "GET", "/agents"))[0] == 403
+    status, body = await admin_call(stack, None, "GET", "/agents")
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    status, body = await admin_call(stack, people["cora"]["token"], "POST", "/teams", {"name": "x"})
+    assert status == 403 and body["error"]["code"] == "forbidden"  # checked before the body is read
     root = people["root"]["token"]
+    status, body = await admin_call(stack, root, "PATCH", "/agents/999999", {"name": "Nobody"})
+    assert status == 404 and body["error"] == {"code": "not_found", "message": "No such agent."}
     status, body = await admin_call(stack, root, "POST", "/teams", {"name": "tier2", "title": "Tier 2"})
     assert status == 201 and body["team"]["hours"] is None
     bad_zone = {"name": "nightly", "title": "Nightly", "hours": {"tz": "Mars/Olympus", "start": "22:00", "end": "06:00"}}

@@ -24,12 +24,12 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff.errors import RelayError
     from knowledge.cli_io import import_file
-    from knowledge.errors import KBError
 
     try:
         print(import_file(settings.db_url, args.file, args.format, publish=not args.draft))
-    except (OSError, UnicodeDecodeError, KBError) as exc:
+    except (OSError, UnicodeDecodeError, RelayError) as exc:
         print(f"warmline: {exc}", file=sys.stderr)
         return 2
     return 0
