@@ -67,7 +67,7 @@ async def status_of(
     s: AsyncSession, ticket: Ticket, state: TeamState | None = None, position: int | None = None
 ) -> events.QueueStatus:
     state = state or await team_state(s, ticket_team(ticket))
-    position = position or await tickets.queue_position(s, ticket)
+    position = position if position is not None else await tickets.queue_position(s, ticket)
     wait_s = routing.estimate_wait_s(position, state.agents, state.handle_s)
     return events.QueueStatus(
         ticket_id=ticket.id, team=state.info.name, position=position,

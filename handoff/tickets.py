@@ -85,32 +85,35 @@ async def assigned_to(s: AsyncSession, agent_id: int) -> Sequence[Ticket]:
     return list(result.scalars())
 
 
-async def accept(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | None:
-    """Seat the agent; None if the ticket is gone or someone else took it (one atomic conditional update)."""
-    result = await s.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.status == "queued")
-        .values(status="assigned", agent_id=agent_id, accepted_at=utcnow())
-    )
+async def _move(s: AsyncSession, ticket_id: int, *conditions: Any, **values: Any) -> Ticket | None:
+    """One atomic conditional UPDATE of the ticket; the updated ticket, or None if ``conditions`` no longer held
+    (another agent or process got there first)."""
+    result = await s.execute(update(Ticket).where(Ticket.id == ticket_id, *conditions).values(**values))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
     ticket = await s.get(Ticket, ticket_id, populate_existing=True)
     assert ticket is not None
+    return ticket
+
+
+async def accept(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | None:
+    """Seat the agent; None if the ticket is gone or someone else took it (one atomic conditional update)."""
+    ticket = await _move(
+        s, ticket_id, Ticket.status == "queued", status="assigned", agent_id=agent_id, accepted_at=utcnow()
+    )
+    if ticket is None:
+        return None
     await _set_status(s, ticket.conversation_id, "agent")
     s.add(TicketSegment(ticket_id=ticket.id, agent_id=agent_id, team=ticket.team))
     return ticket
 
 
 async def resolve(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | None:
-    result = await s.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.status == "assigned", Ticket.agent_id == agent_id)
-        .values(status="resolved", resolved_at=utcnow())
+    ticket = await _move(
+        s, ticket_id, Ticket.status == "assigned", Ticket.agent_id == agent_id, status="resolved", resolved_at=utcnow()
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if ticket is None:
         return None
-    ticket = await s.get(Ticket, ticket_id, populate_existing=True)
-    assert ticket is not None
     await _set_status(s, ticket.conversation_id, "bot")
     await _end_segment(s, ticket.id, agent_id, "resolve")
     return ticket
@@ -120,15 +123,11 @@ async def transfer_to_agent(s: AsyncSession, ticket_id: int, from_agent: int, to
     """Hand a seated chat straight to another agent (one conditional update); None if it is not from_agent's."""
     if from_agent == to_agent:
         return None
-    result = await s.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.status == "assigned", Ticket.agent_id == from_agent)
-        .values(agent_id=to_agent, offered_to=None)
+    ticket = await _move(
+        s, ticket_id, Ticket.status == "assigned", Ticket.agent_id == from_agent, agent_id=to_agent, offered_to=None
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if ticket is None:
         return None
-    ticket = await s.get(Ticket, ticket_id, populate_existing=True)
-    assert ticket is not None
     await _end_segment(s, ticket.id, from_agent, "transfer")
     s.add(TicketSegment(ticket_id=ticket.id, agent_id=to_agent, team=ticket.team))
     return ticket
@@ -136,15 +135,12 @@ async def transfer_to_agent(s: AsyncSession, ticket_id: int, from_agent: int, to
 
 async def transfer_to_team(s: AsyncSession, ticket_id: int, from_agent: int, team: str) -> Ticket | None:
     """Put a seated chat back in a (possibly other) team's queue; the next agent to accept it gets the history."""
-    result = await s.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.status == "assigned", Ticket.agent_id == from_agent)
-        .values(status="queued", agent_id=None, team=team, offered_to=None)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    ticket = await _move(
+        s, ticket_id, Ticket.status == "assigned", Ticket.agent_id == from_agent,
+        status="queued", agent_id=None, team=team, offered_to=None,
+    )  # fmt: skip
+    if ticket is None:
         return None
-    ticket = await s.get(Ticket, ticket_id, populate_existing=True)
-    assert ticket is not None
     await _set_status(s, ticket.conversation_id, "queued")
     await _end_segment(s, ticket.id, from_agent, "transfer")
     return ticket
