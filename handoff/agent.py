@@ -159,7 +159,7 @@ class AgentSide:
             ticket = await tickets.accept(s, ref.ticket_id, agent_id)
             if ticket is None:
                 raise TicketUnavailable()
-            joined = (await store.add_message(s, ticket.conversation_id, "system", f"{name} joined the chat.")).message
+            joined = (await s.run_sync(store.add_message, ticket.conversation_id, "system", f"{name} joined the chat.")).message
             detail = await self.detail(s, ticket)
         room = conversation_room(ticket.conversation_id)
         await self.sio.enter_room(sid, room, namespace=NS)
@@ -178,8 +178,7 @@ class AgentSide:
             ticket = await s.get(Ticket, says.ticket_id)
             if ticket is None or ticket.agent_id != agent_id or ticket.status != "assigned":
                 raise NotYourTicket()
-            stored = await store.add_message(
-                s, ticket.conversation_id, "agent", says.text, client_id=says.client_id, data={"agent_name": name}
+            stored = await s.run_sync(store.add_message, ticket.conversation_id, "agent", says.text, client_id=says.client_id, data={"agent_name": name}
             )
         ack = {"ok": True, "message_id": stored.message.id, "client_id": says.client_id, "duplicate": not stored.created}
         if stored.created:
@@ -200,8 +199,7 @@ class AgentSide:
             if ticket is None:
                 raise NotYourTicket()
             closed = (
-                await store.add_message(
-                    s, ticket.conversation_id, "system",
+                await s.run_sync(store.add_message, ticket.conversation_id, "system",
                     f"{name} has closed this chat. The assistant is here again if you need anything else.",
                 )  # fmt: skip
             ).message

@@ -20,7 +20,7 @@ from handoff.customer import CustomerSide
 from handoff.errors import RelayError
 from handoff.queues import Dispatcher
 from knowledge.api import kb_api
-from warmline.db import AutocommitWriter, create_engine, session_factory
+from warmline.db import HotPathWriter, create_engine, session_factory
 from warmline.long_lived import freeze_startup_objects
 from warmline.settings import Settings
 
@@ -63,7 +63,7 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         sessions = session_factory(app.ctx.engine)
         app.ctx.sessions = sessions
         await bot.start()
-        app.ctx.writer = AutocommitWriter(app.ctx.engine)
+        app.ctx.writer = HotPathWriter(app.ctx.engine)
         app.ctx.dispatcher = dispatcher = Dispatcher(sio, sessions)
         CustomerSide(sio, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars).register()
         AgentSide(sio, sessions, bot, dispatcher).register()

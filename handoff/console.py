@@ -241,15 +241,14 @@ async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: st
     if ticket is None:
         raise NotYourTicket()
     conversation_id = ticket.conversation_id
-    note = await store.add_message(
-        s, conversation_id, "note", req.note, data={"agent_name": name, "transfer_to": to_name or to_team}
+    note = await s.run_sync(store.add_message, conversation_id, "note", req.note, data={"agent_name": name, "transfer_to": to_name or to_team}
     )
     posted: list[tuple[Message, dict[str, Any] | None]] = [
         (note.message, None),
-        ((await store.add_message(s, conversation_id, "system", told)).message, {}),
+        ((await s.run_sync(store.add_message, conversation_id, "system", told)).message, {}),
     ]
     if to_name is not None:
-        joined = await store.add_message(s, conversation_id, "system", f"{to_name} joined the chat.")
+        joined = await s.run_sync(store.add_message, conversation_id, "system", f"{to_name} joined the chat.")
         posted.append((joined.message, {"agent_name": to_name}))
     out = events.TransferOut(
         ticket_id=ticket.id, conversation_id=conversation_id, from_agent=name, to_agent=to_name,

@@ -1,4 +1,8 @@
-"""Reading and writing conversations and messages. Plain async functions over a session; the caller commits."""
+"""Reading and writing conversations and messages; the caller commits.
+
+Opening a conversation and adding a message are plain functions over a sync ``Session``: the customer's message runs
+them on the event loop's thread (``HotPathWriter.transaction``), every other caller through ``AsyncSession.run_sync``.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, TextClause, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from handoff.models import Conversation, Message, utcnow
-from warmline.db import AutocommitWriter
+from warmline.db import HotPathWriter
 
 # Writes on the chat path use the table (SQLAlchemy Core): the ORM's bulk-insert machinery costs a few tenths of
 # a millisecond per statement, and these statements return ids, not objects.
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -26,28 +29,66 @@ class StoredMessage:
     created: bool  # False when a resend with the same client_id found the earlier copy
 
 
-async def open_conversation(s: AsyncSession, session_id: str, customer: dict[str, Any] | None) -> Conversation:
-    """Get the conversation, creating it on first contact; merges newly known customer details into it."""
-    conversation = await s.get(Conversation, session_id)
-    if conversation is None:
-        conversation = Conversation(id=session_id, status="bot", customer=dict(customer or {}))
-        s.add(conversation)
-        try:
-            async with s.begin_nested():
-                await s.flush()
-        except IntegrityError:  # another relay process created it a moment ago
-            conversation = await s.get(Conversation, session_id, populate_existing=True)
-            assert conversation is not None
-    elif customer:
-        merged = {**conversation.customer, **{k: v for k, v in customer.items() if v}}
-        if merged != conversation.customer:
-            conversation.customer = merged
-            conversation.updated_at = utcnow()
-    return conversation
+@dataclass(frozen=True)
+class ConversationState:
+    """What a customer message needs to know of its conversation (the ORM object is not loaded for it)."""
+
+    status: str
+    bot_paused: bool
+    customer: dict[str, Any]
+    agent_read_id: int | None
 
 
-async def add_message(
-    s: AsyncSession,
+def _insert_new(table: Table, conflict: tuple[str, ...], returning: str | None = None) -> TextClause:
+    """INSERT ... ON CONFLICT (...) DO NOTHING [RETURNING ...] of every column but ``returning``, all given.
+
+    Written as text because SQLAlchemy compiles the dialects' own ON CONFLICT constructs anew on every call (they
+    are not cached: 0.2 ms each here) and this runs for every chat message. SQLite and PostgreSQL share the syntax.
+    """
+    columns = [c for c in table.c if c.name != returning]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+        f"VALUES ({', '.join(':' + c.name for c in columns)}) ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    )
+    statement = text(sql + (f" RETURNING {returning}" if returning else ""))
+    statement = statement.bindparams(*(bindparam(c.name, type_=c.type) for c in columns))
+    return statement.columns(table.c[returning]) if returning else statement
+
+
+# Core statements, compiled once: every customer message runs them, and loading the ORM object costs more CPU
+# than the statements themselves, taken from Rasa while it reads the message.
+_STATE = select(
+    CONVERSATIONS.c.status, CONVERSATIONS.c.bot_paused, CONVERSATIONS.c.customer, CONVERSATIONS.c.agent_read_id
+).where(CONVERSATIONS.c.id == bindparam("id"))
+_CREATE = _insert_new(CONVERSATIONS, ("id",))
+_ADD_ONCE = _insert_new(MESSAGES, ("conversation_id", "client_id"), returning="id")
+_BY_CLIENT_ID = select(Message).where(
+    Message.conversation_id == bindparam("conversation_id"), Message.client_id == bindparam("client_id")
+)
+
+
+def open_conversation(s: Session, session_id: str, customer: dict[str, Any] | None) -> ConversationState:
+    """Get the conversation, creating it on first contact; merges newly known customer details into it (a detail
+    sent empty never erases a known one)."""
+    known = {k: v for k, v in (customer or {}).items() if v}
+    row = s.execute(_STATE, {"id": session_id}).one_or_none()
+    if row is None:
+        now = utcnow()
+        s.execute(_CREATE, {
+            "id": session_id, "status": "bot", "customer": known, "bot_paused": False, "customer_read_id": None,
+            "agent_read_id": None, "created_at": now, "updated_at": now,
+        })  # fmt: skip
+        row = s.execute(_STATE, {"id": session_id}).one()  # ours, or another relay process's of a moment ago
+    merged = {**row.customer, **known}
+    if merged != row.customer:
+        s.execute(
+            update(CONVERSATIONS).where(CONVERSATIONS.c.id == session_id).values(customer=merged, updated_at=utcnow())
+        )
+    return ConversationState(row.status, row.bot_paused, merged, row.agent_read_id)
+
+
+def add_message(
+    s: Session,
     conversation_id: str,
     sender: str,
     text: str,
@@ -65,18 +106,10 @@ async def add_message(
         "conversation_id": conversation_id, "sender": sender, "text": text, "client_id": client_id,
         "parse": parse, "data": data, "created_at": utcnow(),
     }  # fmt: skip
-    upsert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        upsert(MESSAGES)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["conversation_id", "client_id"])
-        .returning(MESSAGES.c.id)
-    )
-    new_id = (await s.execute(statement)).scalar_one_or_none()
+    new_id = s.execute(_ADD_ONCE, values).scalar_one_or_none()
     if new_id is None:
         assert client_id is not None  # only a repeated client_id can conflict
-        existing = await by_client_id(s, conversation_id, client_id)
-        assert existing is not None
+        existing = s.execute(_BY_CLIENT_ID, {"conversation_id": conversation_id, "client_id": client_id}).scalar_one()
         return StoredMessage(existing, created=False)
     return StoredMessage(Message(id=new_id, **values), created=True)
 
@@ -85,7 +118,7 @@ REPLY_INSERT = insert(MESSAGES).returning(MESSAGES.c.id)
 
 
 async def add_replies(
-    writer: AutocommitWriter, conversation_id: str, replies: Sequence[tuple[str, dict[str, Any] | None]]
+    writer: HotPathWriter, conversation_id: str, replies: Sequence[tuple[str, dict[str, Any] | None]]
 ) -> list[Message]:
     """Store the bot's replies to one message, in order, committed before the call returns: one statement (the
     rows go in one INSERT ... VALUES (...), (...) RETURNING), atomic on its own, so no transaction around it."""
@@ -101,14 +134,7 @@ async def add_replies(
     return [Message(id=new_id, **row) for new_id, row in zip(new_ids, rows, strict=True)]
 
 
-async def by_client_id(s: AsyncSession, conversation_id: str, client_id: str) -> Message | None:
-    result = await s.execute(
-        select(Message).where(Message.conversation_id == conversation_id, Message.client_id == client_id)
-    )
-    return result.scalar_one_or_none()
-
-
-async def set_parse(writer: AutocommitWriter, message_id: int, parse: dict[str, Any] | None) -> None:
+async def set_parse(writer: HotPathWriter, message_id: int, parse: dict[str, Any] | None) -> None:
     await writer.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(parse=parse))
 
 

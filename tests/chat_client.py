@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -19,7 +20,8 @@ class Customer:
         self.history: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._confirmed: asyncio.Queue[str] = asyncio.Queue()
         self.sio.on("session_confirm", self._confirmed.put)
-        self.sio.on("bot_uttered", self.bot.put)
+        self.bot_arrivals: list[float] = []  # perf_counter() as each bot_uttered arrived, for the benchmarks
+        self.sio.on("bot_uttered", self._bot_uttered)
         self.sio.on("relay_error", self.errors.put)
         self.sio.on("history", self.history.put)
         # The human phase's extras (console issue): live queue status, "leave your email", typing, read receipts.
@@ -27,6 +29,10 @@ class Customer:
         for name in ("queue_position", "email_request", "typing", "read", "rating_request"):
             self.extras[name] = asyncio.Queue()
             self.sio.on(name, self.extras[name].put)
+
+    def _bot_uttered(self, data: dict[str, Any]) -> None:
+        self.bot_arrivals.append(time.perf_counter())
+        self.bot.put_nowait(data)
 
     async def connect(self, session_id: str | None = None, custom: dict[str, Any] | None = None) -> str:
         await self.sio.connect(self.url, transports=["websocket"])

@@ -44,8 +44,8 @@ async def test_the_default_team_exists_and_routes_unknown_teams(db: tuple[str, a
 async def test_transfers_keep_history_and_record_a_segment_per_agent(db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
     _, sessions = db
     async with sessions() as s, s.begin():
-        await store.open_conversation(s, "conv-t0001", {"name": "Maya", "email": "maya@example.com"})
-        await store.add_message(s, "conv-t0001", "customer", "my bill is wrong")
+        await s.run_sync(store.open_conversation, "conv-t0001", {"name": "Maya", "email": "maya@example.com"})
+        await s.run_sync(store.add_message, "conv-t0001", "customer", "my bill is wrong")
         ada = await create_agent(s, "ada", "Ada", "correct horse")
         bob = await create_agent(s, "bob", "Bob", "battery staple")
         await teams.save_team(s, "billing", "Billing", None, False)
@@ -83,7 +83,7 @@ async def test_queue_status_reports_nobody_online_then_a_wait(db: tuple[str, asy
     async with sessions() as s, s.begin():
         ada = await create_agent(s, "ada", "Ada", "correct horse")
         for conv in ("conv-q0001", "conv-q0002"):
-            await store.open_conversation(s, conv, None)
+            await s.run_sync(store.open_conversation, conv, None)
         first, _ = await tickets.open_ticket(s, "conv-q0001", {"reason": "customer_asked"}, team="support")
         second, _ = await tickets.open_ticket(s, "conv-q0002", {"reason": "customer_asked"}, team="support")
         status = await queues.status_of(s, second)

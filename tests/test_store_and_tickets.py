@@ -12,10 +12,10 @@ from handoff.models import Conversation
 
 async def test_message_with_the_same_client_id_is_stored_once(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as s, s.begin():
-        await store.open_conversation(s, "conv-00001", {"name": "Ana"})
-        first = await store.add_message(s, "conv-00001", "customer", "hello", client_id="c1")
-        again = await store.add_message(s, "conv-00001", "customer", "hello", client_id="c1")
-        other = await store.add_message(s, "conv-00001", "customer", "hello", client_id="c2")
+        await s.run_sync(store.open_conversation, "conv-00001", {"name": "Ana"})
+        first = await s.run_sync(store.add_message, "conv-00001", "customer", "hello", client_id="c1")
+        again = await s.run_sync(store.add_message, "conv-00001", "customer", "hello", client_id="c1")
+        other = await s.run_sync(store.add_message, "conv-00001", "customer", "hello", client_id="c2")
     assert first.created and not again.created and other.created
     assert again.message.id == first.message.id
     async with sessions() as s:
@@ -24,8 +24,8 @@ async def test_message_with_the_same_client_id_is_stored_once(sessions: async_se
 
 async def test_customer_details_are_merged_not_overwritten(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as s, s.begin():
-        await store.open_conversation(s, "conv-00002", {"name": "Ana", "page": "/help"})
-        await store.open_conversation(s, "conv-00002", {"email": "ana@example.com", "name": ""})
+        await s.run_sync(store.open_conversation, "conv-00002", {"name": "Ana", "page": "/help"})
+        await s.run_sync(store.open_conversation, "conv-00002", {"email": "ana@example.com", "name": ""})
     async with sessions() as s:
         conversation = await s.get(Conversation, "conv-00002")
         assert conversation is not None
@@ -35,7 +35,7 @@ async def test_customer_details_are_merged_not_overwritten(sessions: async_sessi
 async def test_ticket_lifecycle_one_ticket_one_agent(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as s, s.begin():
         for conv in ("conv-a0001", "conv-b0001"):
-            await store.open_conversation(s, conv, None)
+            await s.run_sync(store.open_conversation, conv, None)
         ada = await create_agent(s, "ada", "Ada", "correct horse")
         bob = await create_agent(s, "bob", "Bob", "battery staple")
         first, created = await tickets.open_ticket(s, "conv-a0001", {"reason": "customer_asked"})

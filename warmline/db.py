@@ -8,17 +8,18 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import Connection, Executable, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 BUSY_TIMEOUT_S = 30.0
 READ_ONLY = "warmline_read_only"
 AUTOCOMMIT = "warmline_autocommit"
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -119,7 +120,7 @@ async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[A
 
 
 @asynccontextmanager
-async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def _autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session whose statements each commit on their own: for one statement on a hot path (a single INSERT of
     several rows is atomic by itself), saving the BEGIN and COMMIT round trips."""
     async with sessions() as s:
@@ -133,16 +134,18 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-class AutocommitWriter:
-    """Runs one write statement that is atomic on its own (a single INSERT of one or more rows, an UPDATE) as
-    cheaply as the database allows, for the chat's hot path.
+class HotPathWriter:
+    """Runs the chat's hot-path writes as cheaply as the database allows: one statement that is atomic on its own
+    (``execute``: a single INSERT of one or more rows, an UPDATE), or a short transaction written as a plain
+    function over a sync ``Session`` (``transaction``: store the customer's message and read the chat's phase).
 
-    On PostgreSQL: one autocommitted round trip. On SQLite, the statement first runs on the event loop's own
-    thread: aiosqlite hands every call to a worker thread, four hand-offs per statement at 0.1-0.3 ms each on a
-    busy 2-core machine, while an INSERT into a WAL database commits in tens of microseconds (no fsync per
-    commit). It never waits there: that connection has no busy timeout, and when another writer holds the lock
-    the statement goes the usual way, through aiosqlite. It never checkpoints the WAL either (that fsyncs); the
-    other connections do.
+    On PostgreSQL: the usual async session (one autocommitted round trip for ``execute``). On SQLite, the work first
+    runs on the event loop's own thread: aiosqlite hands every call to a worker thread, four hand-offs per statement
+    at 0.1-0.3 ms each on a busy 2-core machine, and those wake-ups compete with Rasa for the cores while it reads
+    the message (measured: Rasa answered 2 ms slower), while a short transaction on a WAL database commits in tens
+    of microseconds (no fsync per commit). It never waits there: that connection has no busy timeout, and when
+    another process holds the lock the work goes the usual way, through aiosqlite. It never checkpoints the WAL
+    either (that fsyncs); the other connections do.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -155,30 +158,59 @@ class AutocommitWriter:
                 engine.url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 0}, pool_size=1
             )
             event.listen(self._on_loop, "connect", _sqlite_connect_on_loop)
+            event.listen(self._on_loop, "begin", _begin_immediate)
 
     async def execute(self, statement: Executable, rows: Sequence[Mapping[str, Any]] | None = None) -> list[Any]:
         """Execute (for each of ``rows``, if given); returns the first column of what it returns, such as the new
         ids of an INSERT ... RETURNING id, in whatever order the database gave them."""
-        if self._on_loop is None or self._writes is None:
-            return await self._autocommitted(statement, rows)
-        async with self._writes.lock:  # behind this process's write transactions, in turn
-            try:
-                with self._on_loop.connect() as conn:
-                    return _first_column(conn.execute(statement, rows))
-            except OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-        # Another process is writing: wait for it the usual way, without holding this process's turn (its other
-        # writers may hold every pooled connection while they wait for that turn).
-        return await self._autocommitted(statement, rows)
 
-    async def _autocommitted(self, statement: Executable, rows: Sequence[Mapping[str, Any]] | None) -> list[Any]:
-        async with autocommit(self._sessions) as s:
-            return _first_column(await s.execute(statement, rows))
+        def on_loop(engine: sqlalchemy.Engine) -> list[Any]:
+            with engine.connect() as conn:
+                conn.execution_options(**{AUTOCOMMIT: True})  # no BEGIN IMMEDIATE: the statement commits itself
+                new = _first_column(conn.execute(statement, rows))
+                conn.commit()  # ends SQLAlchemy's transaction; nothing is left open in SQLite
+                return new
+
+        async def usual() -> list[Any]:
+            async with _autocommit(self._sessions) as s:
+                return _first_column(await s.execute(statement, rows))
+
+        return await self._on_loop_first(on_loop, usual)
+
+    async def transaction(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one write transaction and commit; returns what it returns. ``work`` may run twice (once
+        more when the first try found the database locked by another process before doing anything)."""
+
+        def on_loop(engine: sqlalchemy.Engine) -> T:
+            with Session(engine, expire_on_commit=False) as s, s.begin():
+                return work(s)
+
+        async def usual() -> T:
+            async with self._sessions() as s, s.begin():
+                return await s.run_sync(work)
+
+        return await self._on_loop_first(on_loop, usual)
+
+    async def _on_loop_first(self, on_loop: Callable[[sqlalchemy.Engine], T], usual: Callable[[], Awaitable[T]]) -> T:
+        if self._on_loop is not None and self._writes is not None:
+            async with self._writes.lock:  # behind this process's write transactions, in turn
+                try:
+                    return on_loop(self._on_loop)
+                except OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+            # Another process is writing: wait for it the usual way, without holding this process's turn (its other
+            # writers may hold every pooled connection while they wait for that turn).
+        return await usual()
 
     def close(self) -> None:
         if self._on_loop is not None:
             self._on_loop.dispose()
+
+
+def _begin_immediate(conn: Connection) -> None:
+    if not conn.get_execution_options().get(AUTOCOMMIT, False):  # the driver is in autocommit mode otherwise
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock up front, or SQLITE_BUSY at once (timeout 0)
 
 
 def _sqlite_connect_on_loop(dbapi_conn: sqlite3.Connection, record: object) -> None:

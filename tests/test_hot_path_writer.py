@@ -1,0 +1,191 @@
+"""The chat's hot-path writes (``HotPathWriter``): the customer's message in one short transaction, the bot's replies
+in one autocommitted statement; on SQLite on the event loop's thread unless another process holds the lock (then
+through aiosqlite, waiting its turn), on PostgreSQL through asyncpg."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from handoff import store
+from handoff.models import Conversation, Message
+from tests.services import create_pg_database, drop_pg_database
+from warmline.db import HotPathWriter, create_engine, session_factory
+from warmline.migrate import upgrade
+from warmline.settings import normalize_db_url
+
+
+async def _replies_round_trip(url: str) -> None:
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    writer = HotPathWriter(engine)
+    try:
+        async with sessions() as s, s.begin():
+            await s.run_sync(store.open_conversation, "conv-w0001", None)
+            asked = await s.run_sync(store.add_message, "conv-w0001", "customer", "where is my parcel?", client_id="c1")
+        said = [("First paragraph.", None), ("Second paragraph.", {"quick_replies": [{"title": "Yes"}]})]
+        replies = await store.add_replies(writer, "conv-w0001", said)
+        await store.set_parse(writer, asked.message.id, {"intent": {"name": "track_order", "confidence": 0.9}})
+        assert [r.text for r in replies] == ["First paragraph.", "Second paragraph."]
+        assert replies[0].id < replies[1].id and replies[0].id > asked.message.id
+        async with sessions() as s:
+            stored = (await s.execute(select(Message).order_by(Message.id))).scalars().all()
+        assert [(m.id, m.sender, m.text) for m in stored] == [
+            (asked.message.id, "customer", "where is my parcel?"),
+            (replies[0].id, "bot", "First paragraph."),
+            (replies[1].id, "bot", "Second paragraph."),
+        ]
+        assert stored[2].data == {"quick_replies": [{"title": "Yes"}]}
+        assert stored[0].parse == {"intent": {"name": "track_order", "confidence": 0.9}}
+        assert await store.add_replies(writer, "conv-w0001", []) == []
+    finally:
+        writer.close()
+        await engine.dispose()
+
+
+async def test_replies_are_stored_in_order_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    upgrade(url)
+    await _replies_round_trip(url)
+
+
+async def test_a_locked_sqlite_database_is_waited_for_not_failed(tmp_path: Path) -> None:
+    db_file = tmp_path / "w.db"
+    url = f"sqlite+aiosqlite:///{db_file}"
+    upgrade(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    writer = HotPathWriter(engine)
+    async with sessions() as s, s.begin():
+        await s.run_sync(store.open_conversation, "conv-w0002", None)
+    other = sqlite3.connect(db_file, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer (a second relay process, the KB editor) holds the lock
+    try:
+        writing = asyncio.create_task(store.add_replies(writer, "conv-w0002", [("Hello!", None)]))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # it waits through aiosqlite's busy timeout; the event loop is not blocked
+        other.execute("COMMIT")
+        replies = await asyncio.wait_for(writing, 10)
+        async with sessions() as s:
+            assert [m.text for m in await store.history(s, "conv-w0002")] == ["Hello!"]
+        assert replies[0].text == "Hello!"
+    finally:
+        other.close()
+        writer.close()
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_replies_are_stored_in_order_on_postgresql() -> None:
+    url, name = await create_pg_database()
+    try:
+        db_url = normalize_db_url(url)
+        upgrade(db_url)
+        await _replies_round_trip(db_url)
+    finally:
+        await drop_pg_database(name)
+
+
+async def test_write_transactions_of_one_process_take_turns(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Concurrent write transactions queue in the process (no busy-wait spiral); a failed one hands the turn on."""
+    async with sessions() as s, s.begin():
+        await s.run_sync(store.open_conversation, "conv-w0003", None)
+
+    async def write(i: int) -> None:
+        async with sessions() as s, s.begin():
+            await s.run_sync(store.add_message, "conv-w0003", "customer", f"message {i}", client_id=f"c{i}")
+            await asyncio.sleep(0.005)  # holds the write lock across an await, as handlers do
+            if i == 7:
+                raise RuntimeError("this transaction fails and rolls back")
+
+    results = await asyncio.wait_for(asyncio.gather(*(write(i) for i in range(30)), return_exceptions=True), 20)
+    assert [i for i, r in enumerate(results) if isinstance(r, Exception)] == [7]
+    async with sessions() as s:
+        texts = {m.text for m in await store.history(s, "conv-w0003")}
+    assert texts == {f"message {i}" for i in range(30) if i != 7}
+
+
+def _customer_message(
+    session_id: str, text: str, client_id: str, customer: dict[str, str] | None = None
+) -> Callable[[Session], tuple[store.StoredMessage, str]]:
+    def work(s: Session) -> tuple[store.StoredMessage, str]:
+        conversation = store.open_conversation(s, session_id, customer)
+        return store.add_message(s, session_id, "customer", text, client_id=client_id), conversation.status
+
+    return work
+
+
+async def _customer_messages_round_trip(url: str) -> None:
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    writer = HotPathWriter(engine)
+    try:
+        first, status = await writer.transaction(_customer_message("conv-w0004", "hi", "c1", {"name": "Ana"}))
+        again, _ = await writer.transaction(_customer_message("conv-w0004", "hi", "c1"))
+        other, _ = await writer.transaction(_customer_message("conv-w0004", "hello?", "c2", {"email": "a@b.example"}))
+        assert status == "bot" and first.created and not again.created and other.created
+        assert again.message.id == first.message.id and other.message.id > first.message.id
+
+        def fails(s: Session) -> None:
+            store.add_message(s, "conv-w0004", "customer", "never stored", client_id="c3")
+            raise RuntimeError("the work fails after its first statement")
+
+        with pytest.raises(RuntimeError):
+            await writer.transaction(fails)
+        # The failure rolled back and handed the turn on: the next write goes through.
+        await writer.transaction(_customer_message("conv-w0004", "still here", "c4"))
+        async with sessions() as s:
+            assert [m.text for m in await store.history(s, "conv-w0004")] == ["hi", "hello?", "still here"]
+            conversation = await s.get(Conversation, "conv-w0004")
+            assert conversation is not None and conversation.customer == {"name": "Ana", "email": "a@b.example"}
+    finally:
+        writer.close()
+        await engine.dispose()
+
+
+async def test_customer_messages_are_stored_once_in_a_transaction_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    upgrade(url)
+    await _customer_messages_round_trip(url)
+
+
+@pytest.mark.postgres
+async def test_customer_messages_are_stored_once_in_a_transaction_on_postgresql() -> None:
+    url, name = await create_pg_database()
+    try:
+        db_url = normalize_db_url(url)
+        upgrade(db_url)
+        await _customer_messages_round_trip(db_url)
+    finally:
+        await drop_pg_database(name)
+
+
+async def test_a_transaction_waits_for_another_process_holding_the_lock(tmp_path: Path) -> None:
+    db_file = tmp_path / "w.db"
+    url = f"sqlite+aiosqlite:///{db_file}"
+    upgrade(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    writer = HotPathWriter(engine)
+    other = sqlite3.connect(db_file, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        writing = asyncio.create_task(writer.transaction(_customer_message("conv-w0005", "anyone there?", "c1")))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # waiting in aiosqlite's busy handler, off the event loop
+        other.execute("COMMIT")
+        stored, status = await asyncio.wait_for(writing, 10)
+        assert stored.created and status == "bot"
+        async with sessions() as s:
+            assert [m.text for m in await store.history(s, "conv-w0005")] == ["anyone there?"]
+    finally:
+        other.close()
+        writer.close()
+        await engine.dispose()
