@@ -175,7 +175,7 @@ class CustomerSide:
             stored = store.add_message(s, session_id, "customer", uttered.message, client_id=uttered.client_id)
             return stored, conversation.status, conversation.bot_paused
 
-        return await self.writer.transaction(work)
+        return await self.writer.write(work)
 
     async def _to_agent(self, session_id: str, message: Message) -> None:
         """Human phase: pass the stored message to the seated agent, if one is seated yet."""

@@ -1,7 +1,7 @@
 """Reading and writing conversations and messages; the caller commits.
 
 Opening a conversation and adding a message are plain functions over a sync ``Session``: the customer's message runs
-them on the event loop's thread (``HotPathWriter.transaction``), every other caller through ``AsyncSession.run_sync``.
+them on the event loop's thread (``HotPathWriter.write``), every other caller through ``AsyncSession.run_sync``.
 """
 
 from __future__ import annotations

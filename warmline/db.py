@@ -136,16 +136,16 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 class HotPathWriter:
     """Runs the chat's hot-path writes as cheaply as the database allows: one statement that is atomic on its own
-    (``execute``: a single INSERT of one or more rows, an UPDATE), or a short transaction written as a plain
-    function over a sync ``Session`` (``transaction``: store the customer's message and read the chat's phase).
+    (``execute``: a single INSERT of one or more rows, an UPDATE), or a few statements written as a plain function
+    over a sync ``Session`` (``write``: store the customer's message and read the chat's phase).
 
-    On PostgreSQL: the usual async session (one autocommitted round trip for ``execute``). On SQLite, the work first
-    runs on the event loop's own thread: aiosqlite hands every call to a worker thread, four hand-offs per statement
-    at 0.1-0.3 ms each on a busy 2-core machine, and those wake-ups compete with Rasa for the cores while it reads
-    the message (measured: Rasa answered 2 ms slower), while a short transaction on a WAL database commits in tens
-    of microseconds (no fsync per commit). It never waits there: that connection has no busy timeout, and when
-    another process holds the lock the work goes the usual way, through aiosqlite. It never checkpoints the WAL
-    either (that fsyncs); the other connections do.
+    On PostgreSQL: the usual async session, each statement autocommitted (one round trip each, see ``write``). On
+    SQLite, the work first runs on the event loop's own thread: aiosqlite hands every call to a worker thread, four
+    hand-offs per statement at 0.1-0.3 ms each on a busy 2-core machine, and those wake-ups compete with Rasa for
+    the cores while it reads the message (measured: Rasa answered 1-2 ms later), while a short transaction on a WAL
+    database commits in tens of microseconds (no fsync per commit). It never waits there: that connection has no
+    busy timeout, and when another process holds the lock the work goes the usual way, through aiosqlite. It never
+    checkpoints the WAL either (that fsyncs); the other connections do.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -177,15 +177,25 @@ class HotPathWriter:
 
         return await self._on_loop_first(on_loop, usual)
 
-    async def transaction(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in one write transaction and commit; returns what it returns. ``work`` may run twice (once
-        more when the first try found the database locked by another process before doing anything)."""
+    async def write(self, work: Callable[[Session], T]) -> T:
+        """Run ``work``, a few statements that belong together, and commit; returns what it returns.
+
+        On SQLite: one transaction (on the loop's thread it costs nothing to have one). ``work`` may run twice, once
+        more when the first try found the database locked by another process before doing anything. On PostgreSQL
+        each statement commits on its own: at READ COMMITTED a transaction would give these statements no more
+        isolation (each sees what was committed when it starts), and its BEGIN and COMMIT would be two more round
+        trips. ``work`` must therefore be written so that stopping after any statement leaves nothing wrong (the
+        customer's message: creating the conversation and merging its details are each fine on their own).
+        """
 
         def on_loop(engine: sqlalchemy.Engine) -> T:
             with Session(engine, expire_on_commit=False) as s, s.begin():
                 return work(s)
 
         async def usual() -> T:
+            if self._writes is None:  # PostgreSQL
+                async with _autocommit(self._sessions) as s:
+                    return await s.run_sync(work)
             async with self._sessions() as s, s.begin():
                 return await s.run_sync(work)
 
