@@ -51,49 +51,6 @@ async def _replies_round_trip(url: str) -> None:
         await engine.dispose()
 
 
-async def test_replies_are_stored_in_order_on_sqlite(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
-    upgrade(url)
-    await _replies_round_trip(url)
-
-
-async def test_a_locked_sqlite_database_is_waited_for_not_failed(tmp_path: Path) -> None:
-    db_file = tmp_path / "w.db"
-    url = f"sqlite+aiosqlite:///{db_file}"
-    upgrade(url)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    writer = HotPathWriter(engine)
-    async with sessions() as s, s.begin():
-        await s.run_sync(store.open_conversation, "conv-w0002", None)
-    other = sqlite3.connect(db_file, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another writer (a second relay process, the KB editor) holds the lock
-    try:
-        writing = asyncio.create_task(store.add_replies(writer, "conv-w0002", [("Hello!", None)]))
-        await asyncio.sleep(0.3)
-        assert not writing.done()  # it waits through aiosqlite's busy timeout; the event loop is not blocked
-        other.execute("COMMIT")
-        replies = await asyncio.wait_for(writing, 10)
-        async with sessions() as s:
-            assert [m.text for m in await store.history(s, "conv-w0002")] == ["Hello!"]
-        assert replies[0].text == "Hello!"
-    finally:
-        other.close()
-        writer.close()
-        await engine.dispose()
-
-
-@pytest.mark.postgres
-async def test_replies_are_stored_in_order_on_postgresql() -> None:
-    url, name = await create_pg_database()
-    try:
-        db_url = normalize_db_url(url)
-        upgrade(db_url)
-        await _replies_round_trip(db_url)
-    finally:
-        await drop_pg_database(name)
-
-
 async def test_write_transactions_of_one_process_take_turns(sessions: async_sessionmaker[AsyncSession]) -> None:
     """Concurrent write transactions queue in the process (no busy-wait spiral); a failed one hands the turn on."""
     async with sessions() as s, s.begin():
@@ -153,24 +110,26 @@ async def _customer_messages_round_trip(url: str, one_transaction: bool) -> None
         await engine.dispose()
 
 
-async def test_customer_messages_are_stored_once_in_a_transaction_on_sqlite(tmp_path: Path) -> None:
+async def test_hot_path_writes_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
     upgrade(url)
+    await _replies_round_trip(url)
     await _customer_messages_round_trip(url, one_transaction=True)
 
 
 @pytest.mark.postgres
-async def test_customer_messages_are_stored_once_statement_by_statement_on_postgresql() -> None:
+async def test_hot_path_writes_on_postgresql() -> None:
     url, name = await create_pg_database()
     try:
         db_url = normalize_db_url(url)
         upgrade(db_url)
+        await _replies_round_trip(db_url)
         await _customer_messages_round_trip(db_url, one_transaction=False)
     finally:
         await drop_pg_database(name)
 
 
-async def test_a_write_waits_for_another_process_holding_the_lock(tmp_path: Path) -> None:
+async def test_a_locked_sqlite_database_is_waited_for_not_failed(tmp_path: Path) -> None:
     db_file = tmp_path / "w.db"
     url = f"sqlite+aiosqlite:///{db_file}"
     upgrade(url)
@@ -178,16 +137,20 @@ async def test_a_write_waits_for_another_process_holding_the_lock(tmp_path: Path
     sessions = session_factory(engine)
     writer = HotPathWriter(engine)
     other = sqlite3.connect(db_file, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")  # another writer (a second relay process, the KB editor) holds the lock
     try:
-        writing = asyncio.create_task(writer.write(_customer_message("conv-w0005", "anyone there?", "c1")))
+        asking = asyncio.create_task(writer.write(_customer_message("conv-w0005", "anyone there?", "c1")))
         await asyncio.sleep(0.3)
-        assert not writing.done()  # waiting in aiosqlite's busy handler, off the event loop
+        # Both kinds of write wait through aiosqlite's busy timeout, off the event loop (which is not blocked).
+        replying = asyncio.create_task(store.add_replies(writer, "conv-w0005", [("Hello!", None)]))
+        await asyncio.sleep(0.3)
+        assert not asking.done() and not replying.done()
         other.execute("COMMIT")
-        stored, status = await asyncio.wait_for(writing, 10)
-        assert stored.created and status == "bot"
+        stored, status = await asyncio.wait_for(asking, 10)
+        replies = await asyncio.wait_for(replying, 10)
+        assert stored.created and status == "bot" and replies[0].text == "Hello!"
         async with sessions() as s:
-            assert [m.text for m in await store.history(s, "conv-w0005")] == ["anyone there?"]
+            assert [m.text for m in await store.history(s, "conv-w0005")] == ["anyone there?", "Hello!"]
     finally:
         other.close()
         writer.close()
