@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -114,6 +115,7 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
     from warmline.training import ensure_model
 
     supervisor = Supervisor(settings)
+    _stop_on_signals()
     try:
         supervisor.check_ports(services(settings, settings.models_dir))
         upgrade(settings.db_url)
@@ -140,6 +142,20 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
         return 0
     finally:
         supervisor.stop_all()
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (systemd, ``docker stop``, ``kill``) stops Warmline as Ctrl-C does: every service stopped, ports
+    freed; by default it killed this process alone and left Rasa, the action server and the relay running. SIGINT is
+    armed again too: a shell that starts Warmline in the background hands it over ignored."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        for name in (signal.SIGTERM, signal.SIGINT):  # the first one stops; more must not cut the shutdown short
+            signal.signal(name, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def _ensure_demo_admin(settings: Settings) -> str | None:
