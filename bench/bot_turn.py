@@ -4,11 +4,11 @@
 
 Starts the real stack (Rasa, action server, relay on SQLite in a scratch dir; with --postgres a second relay on a
 scratch PostgreSQL database, measured instead), then alternates: one turn through the relay (emit user_uttered
--> first bot_uttered reaches the client's handler), one identical turn to Rasa's REST webhook. Every turn is a KB question (the first example
-question of each article, in turn), so both distributions have one mode and their medians compare like with
-like. Each path uses its own conversations, so both see the same conversation lengths (ten chats at a time, six
-turns each, then ten new ones). At the end it checks that
-every relayed message was stored.
+-> first bot_uttered reaches the client's handler), one identical turn to Rasa's REST webhook. Every turn is a KB
+question (the first example question of each article, in turn), so both distributions have one mode and their
+medians compare like with like. Each path uses its own conversations, so both see the same conversation lengths
+(ten chats at a time, six turns each, then ten new ones). At the end it checks that every relayed message was
+stored.
 """
 
 from __future__ import annotations

@@ -91,4 +91,3 @@ async def handle_message(agent: Agent, message: UserMessage) -> Optional[Dict[Te
         await processor.run_anonymization_pipeline(tracker)
         await processor.save_tracker(tracker)
     return summarize_parse(tracker.latest_message.parse_data) if tracker.latest_message else None
-

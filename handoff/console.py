@@ -241,8 +241,8 @@ async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: st
     if ticket is None:
         raise NotYourTicket()
     conversation_id = ticket.conversation_id
-    note = await s.run_sync(store.add_message, conversation_id, "note", req.note, data={"agent_name": name, "transfer_to": to_name or to_team}
-    )
+    handed = {"agent_name": name, "transfer_to": to_name or to_team}
+    note = await s.run_sync(store.add_message, conversation_id, "note", req.note, data=handed)
     posted: list[tuple[Message, dict[str, Any] | None]] = [
         (note.message, None),
         ((await s.run_sync(store.add_message, conversation_id, "system", told)).message, {}),

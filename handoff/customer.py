@@ -12,7 +12,6 @@ from typing import Any
 
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from handoff import events, queues, store, tickets
 from handoff.agent import conversation_room, resume_bot
@@ -169,13 +168,9 @@ class CustomerSide:
 
         It runs while Rasa reads the message, on the event loop's thread where the database allows (see
         ``HotPathWriter``), so that it takes no CPU from Rasa beyond its own few hundred microseconds."""
-
-        def work(s: Session) -> tuple[store.StoredMessage, str, bool]:
-            conversation = store.open_conversation(s, session_id, customer)
-            stored = store.add_message(s, session_id, "customer", uttered.message, client_id=uttered.client_id)
-            return stored, conversation.status, conversation.bot_paused
-
-        return await self.writer.write(work)
+        return await self.writer.write(
+            lambda s: store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
+        )
 
     async def _to_agent(self, session_id: str, message: Message) -> None:
         """Human phase: pass the stored message to the seated agent, if one is seated yet."""
@@ -289,8 +284,8 @@ class CustomerSide:
         session_id = await self._session_id(sid)
         async with self.sessions() as s, s.begin():
             await s.run_sync(store.open_conversation, session_id, {"email": req.email})
-            note = await s.run_sync(store.add_message, session_id, "system", f"Thanks! We'll write to {req.email} as soon as someone is available."
-            )
+            thanks = f"Thanks! We'll write to {req.email} as soon as someone is available."
+            note = await s.run_sync(store.add_message, session_id, "system", thanks)
             ticket = await tickets.open_ticket_of(s, session_id)
         await self.sio.emit(events.BOT_UTTERED, message_event(note.message), room=session_id, namespace=NS)
         if ticket is not None:

@@ -72,12 +72,8 @@ async def test_write_transactions_of_one_process_take_turns(sessions: async_sess
 
 def _customer_message(
     session_id: str, text: str, client_id: str, customer: dict[str, str] | None = None
-) -> Callable[[Session], tuple[store.StoredMessage, str]]:
-    def work(s: Session) -> tuple[store.StoredMessage, str]:
-        conversation = store.open_conversation(s, session_id, customer)
-        return store.add_message(s, session_id, "customer", text, client_id=client_id), conversation.status
-
-    return work
+) -> Callable[[Session], tuple[store.StoredMessage, str, bool]]:
+    return lambda s: store.add_customer_message(s, session_id, text, client_id, customer)
 
 
 async def _customer_messages_round_trip(url: str, one_transaction: bool) -> None:
@@ -85,10 +81,10 @@ async def _customer_messages_round_trip(url: str, one_transaction: bool) -> None
     sessions = session_factory(engine)
     writer = HotPathWriter(engine)
     try:
-        first, status = await writer.write(_customer_message("conv-w0004", "hi", "c1", {"name": "Ana"}))
-        again, _ = await writer.write(_customer_message("conv-w0004", "hi", "c1"))
-        other, _ = await writer.write(_customer_message("conv-w0004", "hello?", "c2", {"email": "a@b.example"}))
-        assert status == "bot" and first.created and not again.created and other.created
+        first, status, paused = await writer.write(_customer_message("conv-w0004", "hi", "c1", {"name": "Ana"}))
+        again, _, _ = await writer.write(_customer_message("conv-w0004", "hi", "c1"))
+        other, _, _ = await writer.write(_customer_message("conv-w0004", "hello?", "c2", {"email": "a@b.example"}))
+        assert status == "bot" and not paused and first.created and not again.created and other.created
         assert again.message.id == first.message.id and other.message.id > first.message.id
 
         def fails(s: Session) -> None:
@@ -146,7 +142,7 @@ async def test_a_locked_sqlite_database_is_waited_for_not_failed(tmp_path: Path)
         await asyncio.sleep(0.3)
         assert not asking.done() and not replying.done()
         other.execute("COMMIT")
-        stored, status = await asyncio.wait_for(asking, 10)
+        stored, status, _ = await asyncio.wait_for(asking, 10)
         replies = await asyncio.wait_for(replying, 10)
         assert stored.created and status == "bot" and replies[0].text == "Hello!"
         async with sessions() as s:
