@@ -3,22 +3,18 @@
 // Values are shown with textContent only.
 (function () {
   "use strict";
-  const $ = function (id) { return document.getElementById(id); };
+  const ui = window.warmlineUI;
+  const $ = ui.$;
 
-  function el(tag, text) { const node = document.createElement(tag); if (text != null) node.textContent = text; return node; }
-  function row(cells) { const tr = el("tr"); cells.forEach(function (c) { tr.appendChild(c instanceof Node ? wrap(c) : el("td", c)); }); return tr; }
-  function wrap(node) { const td = el("td"); td.appendChild(node); return td; }
-  function showError(text) { $("admin-error").textContent = text || ""; $("admin-error").hidden = !text; }
+  function row(cells) { const tr = ui.el("tr"); cells.forEach(function (c) { tr.appendChild(c instanceof Node ? wrap(c) : ui.el("td", null, c)); }); return tr; }
+  function wrap(node) { const td = ui.el("td"); td.appendChild(node); return td; }
+  function showError(text) { ui.show("admin-error", text); }
 
   async function call(method, path, body) {
-    const response = await fetch("/api/admin" + path, {
-      method: method,
-      headers: { "Content-Type": "application/json", Authorization: "Bearer " + sessionStorage.getItem("warmline.agent_token") },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const data = await response.json();
-    if (!response.ok) throw new Error(data.error ? data.error.message : "Request failed");
-    return data;
+    const token = sessionStorage.getItem("warmline.agent_token");
+    const reply = await ui.request(method, "/api/admin" + path, { token: token, body: body || undefined });
+    if (!reply.ok) throw new Error(ui.errorMessage(reply.data, "Request failed"));
+    return reply.data;
   }
 
   function minutes(seconds) { return seconds == null ? "–" : (seconds / 60).toFixed(1) + " min"; }
@@ -45,7 +41,7 @@
         return row([t.name, t.title, t.is_default ? "yes" : "", hoursText(t.hours)]);
       }));
       $("admin-canned").replaceChildren.apply($("admin-canned"), canned.canned.map(function (c) {
-        const remove = el("button", "Delete"); remove.type = "button"; remove.className = "secondary";
+        const remove = ui.el("button", null, "Delete"); remove.type = "button"; remove.className = "secondary";
         remove.addEventListener("click", async function () {
           try { await call("DELETE", "/canned/" + c.id); load(); } catch (e) { showError(e.message); }
         });

@@ -9,7 +9,8 @@
   const TYPING_EVERY_MS = 2000; // at most one "typing" event per 2 s; the relay drops faster ones anyway
   const TYPING_IDLE_MS = 3000; // no keystroke for this long means "stopped typing"
   const TYPING_SHOWN_MS = 6000; // hide the indicator if the "stopped" event was lost
-  const $ = function (id) { return document.getElementById(id); };
+  const ui = window.warmlineUI;
+  const $ = ui.$, el = ui.el, showError = ui.show;
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY), me: null, chats: new Map(), queue: new Map(), current: null,
     shown: new Set(), unread: new Map(), directory: null,
@@ -17,15 +18,6 @@
   const typing = { sentAt: 0, idle: null, hide: null };
   let socket = null;
   window.warmline = { state: state, socket: function () { return socket; } }; // for admin.js and debugging
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text != null) node.textContent = text;
-    return node;
-  }
-
-  function showError(id, text) { $(id).textContent = text || ""; $(id).hidden = !text; }
 
   function chime() {
     // A short tone when a chat arrives, so an agent on another tab notices (no audio file needed).
@@ -44,15 +36,11 @@
   async function login(event) {
     event.preventDefault();
     showError("login-error", "");
-    const response = await fetch("/api/agent/login", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("username").value, password: $("password").value }),
-    });
-    const body = await response.json();
-    if (!response.ok) { showError("login-error", body.error ? body.error.message : "Login failed"); return; }
-    state.token = body.token;
-    sessionStorage.setItem(TOKEN_KEY, body.token);
-    sessionStorage.setItem(ROLE_KEY, body.agent.role);
+    const reply = await ui.login($("username").value, $("password").value);
+    if (!reply.ok) { showError("login-error", reply.message); return; }
+    state.token = reply.token;
+    sessionStorage.setItem(TOKEN_KEY, reply.token);
+    sessionStorage.setItem(ROLE_KEY, reply.agent.role);
     connect();
   }
 
@@ -349,7 +337,7 @@
     event.preventDefault();
     const text = $("reply").value.trim();
     if (!text || !state.current) return;
-    const clientId = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2);
+    const clientId = ui.newClientId();
     socket.emit("agent_message", { ticket_id: state.current, text: text, client_id: clientId }, function (ack) {
       if (!ack.ok) { showError("chat-error", ack.error.message); return; }
       showError("chat-error", "");

@@ -26,14 +26,8 @@
     sendButton.disabled = !online;
   }
 
-  function showError(text) {
-    errorBox.textContent = text;
-    errorBox.hidden = !text;
-  }
-
-  function newClientId() {
-    return (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2));
-  }
+  function showError(text) { window.warmlineUI.show(errorBox.id, text); }
+  const newClientId = window.warmlineUI.newClientId;
 
   function label(sender) {
     return { customer: "You", bot: "Assistant", agent: "Agent", system: "" }[sender] || sender;

@@ -4,17 +4,10 @@
 (function () {
   "use strict";
   const TOKEN_KEY = "warmline.editor_token";
-  const $ = function (id) { return document.getElementById(id); };
+  const ui = window.warmlineUI;
+  const $ = ui.$, el = ui.el, show = ui.show;
   const state = { token: sessionStorage.getItem(TOKEN_KEY), articles: [], allArticles: [], current: null, isNew: false };
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text != null) node.textContent = text;
-    return node;
-  }
-
-  function show(id, text) { $(id).textContent = text || ""; $(id).hidden = !text; }
   function fail(text) { show("app-notice", ""); show("app-error", text); }
   function notice(text) { show("app-error", ""); show("app-notice", text); }
   function lines(text) { return text.split("\n").map(function (l) { return l.trim(); }).filter(Boolean); }
@@ -22,20 +15,15 @@
   // One place for every API call: bearer token, JSON both ways, the {error: {code, message}} shape.
   async function api(method, path, body) {
     const token = state.token;
-    const response = await fetch("/api/kb" + path, {
-      method: method,
-      headers: Object.assign({ Authorization: "Bearer " + token }, body ? { "Content-Type": "application/json" } : {}),
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    if (response.status === 401) {
+    const reply = await ui.request(method, "/api/kb" + path, { token: token, body: body || undefined });
+    if (reply.status === 401) {
       // Only a refusal of the current login logs out; a late answer to a request from before logging in does not.
       if (token === state.token) logout("Your login has expired; log in again.");
       throw new Error("unauthorized");
     }
-    const isJson = (response.headers.get("content-type") || "").indexOf("application/json") === 0;
-    const data = isJson ? await response.json() : await response.text();
-    if (!response.ok) {
-      const message = data && data.error ? data.error.message : "Request failed (" + response.status + ")";
+    const data = reply.data;
+    if (!reply.ok) {
+      const message = ui.errorMessage(data, "Request failed (" + reply.status + ")");
       fail(message);
       throw new Error(message);
     }
@@ -48,18 +36,14 @@
   async function login(event) {
     event.preventDefault();
     show("login-error", "");
-    const response = await fetch("/api/agent/login", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("username").value, password: $("password").value }),
-    });
-    const body = await response.json();
-    if (!response.ok) { show("login-error", body.error ? body.error.message : "Login failed"); return; }
-    if (body.agent.role !== "editor" && body.agent.role !== "admin") {
+    const reply = await ui.login($("username").value, $("password").value);
+    if (!reply.ok) { show("login-error", reply.message); return; }
+    if (reply.agent.role !== "editor" && reply.agent.role !== "admin") {
       show("login-error", "Editing the knowledge base needs the editor or admin role."); return;
     }
-    state.token = body.token;
-    sessionStorage.setItem(TOKEN_KEY, body.token);
-    $("me").textContent = body.agent.name;
+    state.token = reply.token;
+    sessionStorage.setItem(TOKEN_KEY, reply.token);
+    $("me").textContent = reply.agent.name;
     start();
   }
 
