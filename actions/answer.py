@@ -17,9 +17,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.kb_service import live_kb
 from actions.unanswered import record_unanswered
+from common.settings import Settings
 from knowledge.articles import Article
 from knowledge.retrieval import Decision
-from warmline.settings import Settings
 
 HUMAN_PAYLOAD = "/human"
 KB_ARTICLE_ENTITY = "kb_article"  # in bot/domain.yml: names the article a "Did you mean" button picks
@@ -108,7 +108,9 @@ def chosen_article(tracker: Tracker, by_intent: dict[str, Article]) -> Article |
         return picked
     by_id = {a.id: a for a in by_intent.values()}
     entities = tracker.latest_message.get("entities") or []
-    return next((by_id[e["value"]] for e in entities if e.get("entity") == KB_ARTICLE_ENTITY and e.get("value") in by_id), None)
+    return next(
+        (by_id[e["value"]] for e in entities if e.get("entity") == KB_ARTICLE_ENTITY and e.get("value") in by_id), None
+    )
 
 
 class ActionAnswerKB(Action):
@@ -123,7 +125,11 @@ class ActionAnswerKB(Action):
         text = tracker.latest_message.get("text") or ""
         picked = chosen_article(tracker, {a.intent: a for a in live.kb.articles})
         if picked is not None:
-            step = Step("escalate", article=picked, reason="always_human") if picked.always_human else Step("answer", article=picked)
+            step = (
+                Step("escalate", article=picked, reason="always_human")
+                if picked.always_human
+                else Step("answer", article=picked)
+            )
         else:
             step = next_step(
                 live.retriever.decide(text),
@@ -147,6 +153,10 @@ class ActionAnswerKB(Action):
         ]
         if step.kind == "escalate":
             article_id = step.article.id if step.article else None
-            return [*events, SlotSet("escalation_reason", f"{step.reason}:{article_id or ''}"), FollowupAction("action_escalate")]
+            return [
+                *events,
+                SlotSet("escalation_reason", f"{step.reason}:{article_id or ''}"),
+                FollowupAction("action_escalate"),
+            ]
         dispatcher.utter_message(**(reply_for(step, domain_intents(domain)) or {}))
         return events

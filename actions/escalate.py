@@ -16,7 +16,9 @@ from actions.handoff_card import build_card
 from actions.kb_service import live_kb
 from actions.unanswered import record_unanswered
 
-CONNECTING = "I'm connecting you with a person now. They will see our whole conversation, so you won't need to repeat anything."
+CONNECTING = (
+    "I'm connecting you with a person now. They will see our whole conversation, so you won't need to repeat anything."
+)
 
 
 def parse_reason(slot_value: str | None, latest_intent: str | None) -> tuple[str, str | None]:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from actions.retrain import Retrainer, train_and_load
+from common.db import create_engine, reading, session_factory
+from common.settings import Settings
 from knowledge import store
 from knowledge.articles import KnowledgeBase
 from knowledge.retrieval import Retriever
 from knowledge.seed import seed
-from warmline.db import create_engine, reading, session_factory
-from warmline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class KBService:
         self._poller: asyncio.Task[None] | None = None
         self.retrainer: Retrainer | None = None
         if settings.kb_auto_retrain_s > 0:
-            self.retrainer = Retrainer(settings.kb_auto_retrain_s, train_and_load(settings))
+            self.retrainer = Retrainer(settings.kb_auto_retrain_s, train_and_load())
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -76,7 +76,9 @@ class KBService:
             await self._engine.dispose()
 
     async def current(self) -> LiveKB:
-        if self._live is not None and (self._poller is not None or time.monotonic() - self._checked_at < CHECK_INTERVAL_S):
+        if self._live is not None and (
+            self._poller is not None or time.monotonic() - self._checked_at < CHECK_INTERVAL_S
+        ):
             return self._live
         # No poller (actions used outside the server, e.g. in tests): check on demand, at most once a second.
         return await self.refresh()
@@ -105,7 +107,9 @@ class KBService:
             try:
                 await self.refresh()
             except Exception:  # a database hiccup or a KB that cannot be indexed: keep answering from the last one
-                log.exception("KB refresh failed; still answering from %s", self._live.version if self._live else "nothing")
+                log.exception(
+                    "KB refresh failed; still answering from %s", self._live.version if self._live else "nothing"
+                )
 
     @staticmethod
     def _build(kb: KnowledgeBase, version: str) -> LiveKB:

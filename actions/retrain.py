@@ -11,10 +11,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from warmline.settings import Settings
-from warmline.training import ensure_model, load_into_rasa
+import subprocess
+import sys
+
 
 log = logging.getLogger(__name__)
+
+# A Rasa training of the demo KB takes ~20 s here; an hour means something is stuck, not slow.
+TRAIN_TIMEOUT_S = 3600
 
 
 class Retrainer:
@@ -54,11 +58,13 @@ class Retrainer:
             self._waiting.cancel()
 
 
-def train_and_load(settings: Settings) -> Callable[[], None]:
+def train_and_load() -> Callable[[], None]:
+    """Training is the operator's command (``warmline train --load``), run as a child process with this server's
+    environment: the action server sits below the operator glue and does not import it."""
+    command = [sys.executable, "-m", "warmline.cli", "train", "--load"]
+
     def run() -> None:
-        model, trained = ensure_model(settings)
-        if trained:
-            load_into_rasa(settings, model)
-            log.info("Rasa retrained on the published KB and hot-loaded: %s", model.name)
+        subprocess.run(command, check=True, timeout=TRAIN_TIMEOUT_S)
+        log.info("Rasa retrained on the published KB (if it changed) and hot-loaded")
 
     return run

@@ -22,16 +22,16 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from common import freeze_client_heap, print_table, summary_ms, write_json
+from harness import freeze_client_heap, print_table, summary_ms, write_json
 from sqlalchemy import func, select
 
+from common.db import create_engine, session_factory
+from common.settings import normalize_db_url
 from handoff.models import Message
 from knowledge.articles import load_kb
 from tests import services
 from tests.chat_client import Customer
 from tests.stack import Stack, running_stack
-from warmline.db import create_engine, session_factory
-from warmline.settings import normalize_db_url
 
 CONVERSATIONS = 10
 # Rasa's time per turn grows with the conversation's length (40 ms at the start, 70 ms after 40 turns, here): chats
@@ -130,7 +130,11 @@ def main() -> None:
         {"path": "relay (Socket.IO, stored)", **figures["relay"]},  # type: ignore[dict-item]
         {"path": "Rasa REST, direct", **figures["direct_rasa_rest"]},  # type: ignore[dict-item]
     ]
-    print_table(f"Bot turn latency, {args.turns} turns, relay on {figures['database']}", rows, ["path", "n", "p50_ms", "p99_ms", "mean_ms", "max_ms"])
+    print_table(
+        f"Bot turn latency, {args.turns} turns, relay on {figures['database']}",
+        rows,
+        ["path", "n", "p50_ms", "p99_ms", "mean_ms", "max_ms"],
+    )
     print(
         f"\nratio relay/direct: p50 {figures['ratio_p50']}  p99 {figures['ratio_p99']}; "
         f"relay adds {figures['added_p50_ms']} ms at p50; "

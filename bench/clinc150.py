@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from knowledge.articles import Article, KnowledgeBase
+from knowledge.articles import Article, KnowledgeBase  # noqa: E402 (after the path set-up)  # noqa: E402 (after the path set-up)
 
 RASA_PYTHON = REPO / ".venv-rasa" / "bin" / "python"
 DEFAULT_RASA_CACHE = REPO / "bench" / "out" / "rasa-clinc150"
@@ -263,7 +263,7 @@ def train_rasa(kb: KnowledgeBase, cache_root: Path, log: Callable[[str], None]) 
 
 
 # Runs inside .venv-rasa: loads the model once, parses every text, writes intent/confidence/ranking/latency.
-RASA_PARSE_HELPER = r'''
+RASA_PARSE_HELPER = r"""
 import asyncio, json, sys, time, logging
 logging.disable(logging.WARNING)
 from rasa.core.agent import Agent
@@ -287,7 +287,7 @@ async def main(model, src, dst):
     json.dump(out, open(dst, "w", encoding="utf-8"))
 
 asyncio.run(main(*sys.argv[1:4]))
-'''
+"""
 
 
 def parse_with_rasa(model_dir: Path, texts: Sequence[str]) -> list[dict[str, object]]:
@@ -300,8 +300,6 @@ def parse_with_rasa(model_dir: Path, texts: Sequence[str]) -> list[dict[str, obj
         if proc.returncode != 0:
             raise RuntimeError(f"rasa parse helper failed:\n{proc.stderr[-4000:]}")
         return json.loads((work / "parsed.json").read_text(encoding="utf-8"))
-
-
 
 
 def wait_for_other_training(target: Path, log: Callable[[str], None]) -> None:
@@ -348,8 +346,10 @@ def warmline_system(
         R.Retriever.build(kb2, splits.oos_train, embedder=embedder)
         extra["rebuild_after_edit_seconds"] = time.perf_counter() - started
         extra["rebuild_after_edit_encoded"] = float(embedder.encoded_count - before)
-        log(f"{name}: rebuild after a one-question edit {extra['rebuild_after_edit_seconds']:.1f} s, "
-            f"{extra['rebuild_after_edit_encoded']:.0f} texts encoded")
+        log(
+            f"{name}: rebuild after a one-question edit {extra['rebuild_after_edit_seconds']:.1f} s, "
+            f"{extra['rebuild_after_edit_encoded']:.0f} texts encoded"
+        )
 
     val_gold = [article_id(label) for _, label in splits.val]
     val_rank = retriever.rank_many([t for t, _ in splits.val], R.MAX_CHOICES)
@@ -393,9 +393,16 @@ def warmline_system(
         )
         results.append(
             Result(
-                system=name, tuning=key, in_scope_accuracy=acc, oos_recall=recall, joint_accuracy=joint,
-                choices_rate=choices, train_seconds=build_seconds, p50_ms=percentile_ms(seconds, 50),
-                p99_ms=percentile_ms(seconds, 99), threshold=f"answer {th.answer:.3f} / choices {th.choices:.3f}",
+                system=name,
+                tuning=key,
+                in_scope_accuracy=acc,
+                oos_recall=recall,
+                joint_accuracy=joint,
+                choices_rate=choices,
+                train_seconds=build_seconds,
+                p50_ms=percentile_ms(seconds, 50),
+                p99_ms=percentile_ms(seconds, 99),
+                threshold=f"answer {th.answer:.3f} / choices {th.choices:.3f}",
                 extra=dict(extra, in_scope_choices_with_right_article=helped / n_in),
             )
         )
@@ -451,9 +458,16 @@ def tfidf_lr_system(splits: Splits, tunings: dict[str, float | None], log: Calla
         acc, recall, joint = score_predictions(preds[:n_in], gold, preds[n_in:])
         results.append(
             Result(
-                system="TF-IDF + LogReg (ref. a)", tuning=key, in_scope_accuracy=acc, oos_recall=recall,
-                joint_accuracy=joint, choices_rate=0.0, train_seconds=train_seconds,
-                p50_ms=percentile_ms(seconds, 50), p99_ms=percentile_ms(seconds, 99), threshold=f"max prob {t:.3f}",
+                system="TF-IDF + LogReg (ref. a)",
+                tuning=key,
+                in_scope_accuracy=acc,
+                oos_recall=recall,
+                joint_accuracy=joint,
+                choices_rate=0.0,
+                train_seconds=train_seconds,
+                p50_ms=percentile_ms(seconds, 50),
+                p99_ms=percentile_ms(seconds, 99),
+                threshold=f"max prob {t:.3f}",
             )
         )
     return results
@@ -497,9 +511,15 @@ def rasa_system(
     acc, recall, joint = score_predictions(own[:n_in], gold, own[n_in:])
     results.append(
         Result(
-            system="Rasa DIET (ref. b)", tuning="own fallback", in_scope_accuracy=acc, oos_recall=recall,
-            joint_accuracy=joint, choices_rate=0.0, threshold=f"FallbackClassifier {RASA_FALLBACK_THRESHOLD}",
-            notes=note, **common,
+            system="Rasa DIET (ref. b)",
+            tuning="own fallback",
+            in_scope_accuracy=acc,
+            oos_recall=recall,
+            joint_accuracy=joint,
+            choices_rate=0.0,
+            threshold=f"FallbackClassifier {RASA_FALLBACK_THRESHOLD}",
+            notes=note,
+            **common,
         )
     )
     for key, share in tunings.items():
@@ -511,8 +531,15 @@ def rasa_system(
         acc, recall, joint = score_predictions(preds[:n_in], gold, preds[n_in:])
         results.append(
             Result(
-                system="Rasa DIET (ref. b)", tuning=key, in_scope_accuracy=acc, oos_recall=recall,
-                joint_accuracy=joint, choices_rate=0.0, threshold=f"DIET confidence {t:.3f}", notes=note, **common,
+                system="Rasa DIET (ref. b)",
+                tuning=key,
+                in_scope_accuracy=acc,
+                oos_recall=recall,
+                joint_accuracy=joint,
+                choices_rate=0.0,
+                threshold=f"DIET confidence {t:.3f}",
+                notes=note,
+                **common,
             )
         )
     return results
@@ -568,7 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rasa-cache", default=str(DEFAULT_RASA_CACHE), help="where trained Rasa models are cached")
     parser.add_argument("--rasa-train-only", action="store_true", help="only train/cache the Rasa model, then exit")
     parser.add_argument(
-        "--fit-calibration", action="store_true",
+        "--fit-calibration",
+        action="store_true",
         help="re-derive retrieval.py's calibration constants and default thresholds on val + oos_val, then exit",
     )
     parser.add_argument("--skip-tfidf-only", action="store_true", help="skip the Warmline TF-IDF-only variant")
@@ -612,8 +640,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     order = {key: i for i, key in enumerate(list(tunings) + ["own fallback", "no threshold"])}
     results.sort(key=lambda r: (order[r.tuning], r.system))
-    print(f"CLINC150 ({data.name}): {len(splits.test)} in-scope + {len(splits.oos_test)} out-of-scope test queries; "
-          f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"CLINC150 ({data.name}): {len(splits.test)} in-scope + {len(splits.oos_test)} out-of-scope test queries; "
+        f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     print(format_table(results))
     if rasa_note:
         print(rasa_note)

@@ -19,13 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import freeze_client_heap, print_table, summary_ms, write_json
+from harness import freeze_client_heap, print_table, summary_ms, write_json
 
+from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from tests.agent_client import AgentClient, login
 from tests.chat_client import Customer
 from tests.stack import Stack, running_stack
-from warmline.db import create_engine, session_factory
 
 CHAT_INTERVAL_S = 2.0
 CHATTER_TEXTS = ["hello", "how do I reset my password", "thanks", "what are your support hours"]
@@ -75,7 +75,7 @@ async def chatter(customer: Customer, stop: asyncio.Event, offset: float) -> int
         sent += 1
         try:
             await asyncio.wait_for(stop.wait(), CHAT_INTERVAL_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     return sent
 
@@ -84,7 +84,7 @@ async def acceptor(agent: AgentClient, arrivals: Arrivals, samples: list[float],
     while not (stop.is_set() and arrivals.tickets.empty()):
         try:
             ticket = await asyncio.wait_for(arrivals.tickets.get(), 0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         started = time.perf_counter()
         ack = await agent.call("accept", {"ticket_id": ticket["ticket_id"]})
@@ -119,7 +119,9 @@ async def run(rate: float, seconds: float, chatters: int, burst: int) -> dict[st
         freeze_client_heap()
         stop = asyncio.Event()
         accept_s: list[float] = []
-        chat_tasks = [asyncio.create_task(chatter(c, stop, i * CHAT_INTERVAL_S / chatters)) for i, c in enumerate(talkers)]
+        chat_tasks = [
+            asyncio.create_task(chatter(c, stop, i * CHAT_INTERVAL_S / chatters)) for i, c in enumerate(talkers)
+        ]
         accepting = asyncio.create_task(acceptor(agent, arrivals, accept_s, stop))
         await asyncio.sleep(CHAT_INTERVAL_S)  # chat load is running before the first escalation
         started = time.perf_counter()

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from common import print_table, write_json
+from harness import print_table, write_json
 
 from tests.kb_client import Editor, make_agent, seconds_until_answer
 from tests.stack import Stack, running_stack
@@ -31,11 +31,23 @@ from warmline.training import ensure_model, load_into_rasa
 
 PASSWORD = "bench-editor-pass"
 TOPICS = [
-    ("gift-cards", "Brightwave gift cards", ["Do you sell gift cards?", "can I buy a Brightwave gift card for someone"]),
+    (
+        "gift-cards",
+        "Brightwave gift cards",
+        ["Do you sell gift cards?", "can I buy a Brightwave gift card for someone"],
+    ),
     ("pet-policy", "Pets in Brightwave stores", ["can I bring my dog into your store", "are pets allowed in the shop"]),
-    ("student-discount", "Student discounts", ["do you have a student discount", "is there a cheaper plan for students"]),
+    (
+        "student-discount",
+        "Student discounts",
+        ["do you have a student discount", "is there a cheaper plan for students"],
+    ),
     ("sim-only", "SIM-only mobile plans", ["do you sell sim only plans", "can I get just a SIM card from you"]),
-    ("gaming-latency", "Online gaming and ping", ["my ping is high when gaming", "how do I reduce lag in online games"]),
+    (
+        "gaming-latency",
+        "Online gaming and ping",
+        ["my ping is high when gaming", "how do I reduce lag in online games"],
+    ),
 ]
 INDEXED = re.compile(r"KB indexed: (\d+) articles \(r(\d+)\) in ([\d.]+) s")
 
@@ -110,7 +122,11 @@ async def run(rounds: int, retrain: bool) -> dict[str, object]:
     if retrained is not None:
         result["retrain_and_hot_load_s"] = round(retrained, 1)
     if rebuilds:
-        result["index_rebuild_s"] = {"n": len(rebuilds), "median_s": round(statistics.median(rebuilds), 2), "max_s": round(max(rebuilds), 2)}
+        result["index_rebuild_s"] = {
+            "n": len(rebuilds),
+            "median_s": round(statistics.median(rebuilds), 2),
+            "max_s": round(max(rebuilds), 2),
+        }
     return result
 
 

@@ -8,7 +8,8 @@ round trip. Enabled in ``credentials.yml`` as ``bot.channel.WarmlineInput``.
 from __future__ import annotations
 
 import gc
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
@@ -19,16 +20,14 @@ from sanic.response import HTTPResponse
 TOP_INTENTS = 3
 
 
-def summarize_parse(parse_data: Dict[Text, Any]) -> Dict[Text, Any]:
+def summarize_parse(parse_data: dict[str, Any]) -> dict[str, Any]:
     """Keep the parts of Rasa's parse that agents and editors use; drop the rest (it is large)."""
     intent = parse_data.get("intent") or {}
     ranking = parse_data.get("intent_ranking") or []
     return {
         "intent": intent.get("name"),
         "confidence": intent.get("confidence"),
-        "intent_ranking": [
-            {"name": r.get("name"), "confidence": r.get("confidence")} for r in ranking[:TOP_INTENTS]
-        ],
+        "intent_ranking": [{"name": r.get("name"), "confidence": r.get("confidence")} for r in ranking[:TOP_INTENTS]],
         "entities": [
             {k: e.get(k) for k in ("entity", "value", "start", "end", "confidence_entity")}
             for e in parse_data.get("entities") or []
@@ -38,7 +37,7 @@ def summarize_parse(parse_data: Dict[Text, Any]) -> Dict[Text, Any]:
 
 class WarmlineInput(InputChannel):
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "warmline"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -50,7 +49,7 @@ class WarmlineInput(InputChannel):
             # Rasa's modules and the loaded model are long-lived objects; left in the collector's oldest
             # generation, every full collection walks them all: 230-360 ms pauses, the p99 of bench/escalation.py.
             # Frozen once the model is loaded, a full collection walks only newer objects (as
-            # warmline/long_lived.py does for our servers; this runs in Rasa's environment, which lacks it).
+            # common/long_lived.py does for our servers; this runs in Rasa's environment, which lacks it).
             # A model hot-loaded later is not frozen; reloads are rare.
             gc.collect()
             gc.freeze()
@@ -65,7 +64,7 @@ class WarmlineInput(InputChannel):
             sender, text = body.get("sender"), body.get("message")
             if not isinstance(sender, str) or not sender or not isinstance(text, str):
                 return response.json({"error": "sender and message (strings) are required"}, status=400)
-            metadata: Optional[Dict[Text, Any]] = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
+            metadata: dict[str, Any] | None = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
             collector = CollectingOutputChannel()
             message = UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
             agent = getattr(request.app.ctx, "agent", None)
@@ -77,7 +76,7 @@ class WarmlineInput(InputChannel):
         return webhook
 
 
-async def handle_message(agent: Agent, message: UserMessage) -> Optional[Dict[Text, Any]]:
+async def handle_message(agent: Agent, message: UserMessage) -> dict[str, Any] | None:
     """``Agent.handle_message`` step by step, keeping the tracker so its parse needs no second fetch.
 
     Fetching the tracker again after Rasa saved it replays every event of the conversation (milliseconds on a long
@@ -87,7 +86,7 @@ async def handle_message(agent: Agent, message: UserMessage) -> Optional[Dict[Te
     async with agent.lock_store.lock(message.sender_id):
         tracker = await processor.log_message(message, should_save_tracker=False)
         tracker = await processor.run_action_extract_slots(message.output_channel, tracker)
-        await processor._run_prediction_loop(message.output_channel, tracker)  # noqa: SLF001 (see docstring)
+        await processor._run_prediction_loop(message.output_channel, tracker)
         await processor.run_anonymization_pipeline(tracker)
         await processor.save_tracker(tracker)
     return summarize_parse(tracker.latest_message.parse_data) if tracker.latest_message else None

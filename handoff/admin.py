@@ -1,7 +1,7 @@
 """REST for administrators (``/api/admin``): agents (role, capacity, teams), teams (business hours), canned responses.
 
 Every route needs ``Authorization: Bearer <token>`` of an agent whose role is ``admin`` (checked before the body
-is read); errors are raised from ``handoff.errors`` and answered as ``{"error": {code, message}}`` like the rest of
+is read); errors are raised from ``common.errors`` and answered as ``{"error": {code, message}}`` like the rest of
 the API (``handoff.rest``). Bodies are pydantic models, changes go through ``handoff.auth`` / ``handoff.teams``,
 one transaction per request.
 """
@@ -18,9 +18,9 @@ from sanic.response import HTTPResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.errors import InvalidPayload, NotFound
 from handoff import reports, rest, teams
 from handoff.auth import ROLES, create_agent, hash_password
-from handoff.errors import InvalidPayload, NotFound
 from handoff.models import Agent, CannedResponse, Team
 from handoff.rest import logged_in
 
@@ -171,7 +171,9 @@ async def save_team(request: Request) -> HTTPResponse:
 async def list_canned(request: Request) -> HTTPResponse:
     async with request.app.ctx.sessions() as s:
         await _admin(request, s)
-        rows = (await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))).all()
+        rows = (
+            await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
+        ).all()
         items = [{"id": r.id, "shortcut": r.shortcut, "title": r.title, "body": r.body, "team": t} for r, t in rows]
         return response.json({"canned": items})
 
@@ -184,10 +186,23 @@ async def add_canned(request: Request) -> HTTPResponse:
         team = await teams.by_name(s, body.team) if body.team else None
         if body.team and team is None:
             raise InvalidPayload(f"unknown team {body.team!r}")
-        row = CannedResponse(shortcut=body.shortcut, title=body.title, body=body.body, team_id=team.id if team else None)
+        row = CannedResponse(
+            shortcut=body.shortcut, title=body.title, body=body.body, team_id=team.id if team else None
+        )
         s.add(row)
         await s.flush()
-        return response.json({"canned": {"id": row.id, "shortcut": row.shortcut, "title": row.title, "body": row.body, "team": body.team}}, status=201)
+        return response.json(
+            {
+                "canned": {
+                    "id": row.id,
+                    "shortcut": row.shortcut,
+                    "title": row.title,
+                    "body": row.body,
+                    "team": body.team,
+                }
+            },
+            status=201,
+        )
 
 
 @admin.delete("/canned/<canned_id:int>")

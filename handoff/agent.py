@@ -13,15 +13,15 @@ from typing import Any
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff import events, queues, store, teams, tickets
-from handoff.auth import agent_for_token
-from handoff.bot_client import BotClient
-from handoff.bot_replies import message_event
-from handoff.errors import (
+from common.errors import (
     BotUnavailable,
     NotYourTicket,
     TicketUnavailable,
 )
+from handoff import events, queues, store, teams, tickets
+from handoff.auth import agent_for_token
+from handoff.bot_client import BotClient
+from handoff.bot_replies import message_event
 from handoff.guard import guard, parse
 from handoff.models import Agent, Conversation, Ticket
 from handoff.views import history_message, summary
@@ -159,7 +159,9 @@ class AgentSide:
             ticket = await tickets.accept(s, ref.ticket_id, agent_id)
             if ticket is None:
                 raise TicketUnavailable()
-            joined = (await s.run_sync(store.add_message, ticket.conversation_id, "system", f"{name} joined the chat.")).message
+            joined = (
+                await s.run_sync(store.add_message, ticket.conversation_id, "system", f"{name} joined the chat.")
+            ).message
             detail = await self.detail(s, ticket)
         room = conversation_room(ticket.conversation_id)
         await self.sio.enter_room(sid, room, namespace=NS)
@@ -178,17 +180,34 @@ class AgentSide:
             ticket = await s.get(Ticket, says.ticket_id)
             if ticket is None or ticket.agent_id != agent_id or ticket.status != "assigned":
                 raise NotYourTicket()
-            stored = await s.run_sync(store.add_message, ticket.conversation_id, "agent", says.text, client_id=says.client_id, data={"agent_name": name}
+            stored = await s.run_sync(
+                store.add_message,
+                ticket.conversation_id,
+                "agent",
+                says.text,
+                client_id=says.client_id,
+                data={"agent_name": name},
             )
-        ack = {"ok": True, "message_id": stored.message.id, "client_id": says.client_id, "duplicate": not stored.created}
+        ack = {
+            "ok": True,
+            "message_id": stored.message.id,
+            "client_id": says.client_id,
+            "duplicate": not stored.created,
+        }
         if stored.created:
             event = message_event(stored.message)
-            await self.sio.emit(events.BOT_UTTERED, event, room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE)
+            await self.sio.emit(
+                events.BOT_UTTERED, event, room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE
+            )
             # Sending a message also means "stopped typing", without a second event from the console.
             stop = events.TypingOut(ticket_id=ticket.id, sender="agent", name=name, typing=False)
-            await self.sio.emit(events.TYPING, stop.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE)
+            await self.sio.emit(
+                events.TYPING, stop.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE
+            )
             chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
-            await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=conversation_room(ticket.conversation_id), namespace=NS)
+            await self.sio.emit(
+                events.CHAT_MESSAGE, chat.model_dump(), room=conversation_room(ticket.conversation_id), namespace=NS
+            )
         return ack
 
     async def resolve(self, sid: str, data: Any) -> dict[str, Any]:
@@ -199,19 +218,26 @@ class AgentSide:
             if ticket is None:
                 raise NotYourTicket()
             closed = (
-                await s.run_sync(store.add_message, ticket.conversation_id, "system",
+                await s.run_sync(
+                    store.add_message,
+                    ticket.conversation_id,
+                    "system",
                     f"{name} has closed this chat. The assistant is here again if you need anything else.",
                 )  # fmt: skip
             ).message
         conversation_id = ticket.conversation_id
         await resume_bot(self.sessions, self.bot, conversation_id)
-        await self.sio.emit(events.BOT_UTTERED, message_event(closed), room=conversation_id, namespace=events.CUSTOMER_NAMESPACE)
+        await self.sio.emit(
+            events.BOT_UTTERED, message_event(closed), room=conversation_id, namespace=events.CUSTOMER_NAMESPACE
+        )
         await self.sio.emit(
             events.RATING_REQUEST,
             {"ticket_id": ticket.id, "question": "How would you rate the help you got?", "scale": [1, 2, 3, 4, 5]},
             room=conversation_id, namespace=events.CUSTOMER_NAMESPACE,
         )  # fmt: skip
-        await self.sio.emit(events.TICKET_RESOLVED, {"ticket_id": ticket.id}, room=conversation_room(conversation_id), namespace=NS)
+        await self.sio.emit(
+            events.TICKET_RESOLVED, {"ticket_id": ticket.id}, room=conversation_room(conversation_id), namespace=NS
+        )
         await self.sio.leave_room(sid, conversation_room(conversation_id), namespace=NS)
         self.dispatcher.request(queues.ticket_team(ticket))  # a slot came free: offer the next ticket
         return {"ok": True, "ticket_id": ticket.id}
@@ -228,6 +254,3 @@ async def resume_bot(sessions: async_sessionmaker[AsyncSession], bot: BotClient,
         conversation = await s.get(Conversation, conversation_id)
         if conversation is not None:
             conversation.bot_paused = False
-
-
-

@@ -6,8 +6,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from common.errors import WrongLogin
 from handoff.auth import BadCredentials, login
-from handoff.errors import WrongLogin
 from handoff.events import LoginBody
 from handoff.rest import body
 
@@ -22,4 +22,6 @@ async def agent_login(request: Request) -> HTTPResponse:
             agent, token = await login(s, credentials.username, credentials.password)
         except BadCredentials as exc:
             raise WrongLogin() from exc
-    return response.json({"token": token, "agent": {"id": agent.id, "name": agent.name, "username": agent.username, "role": agent.role}})
+    return response.json(
+        {"token": token, "agent": {"id": agent.id, "name": agent.name, "username": agent.username, "role": agent.role}}
+    )

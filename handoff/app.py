@@ -10,6 +10,10 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from common.db import HotPathWriter, create_engine, session_factory
+from common.errors import RelayError
+from common.long_lived import freeze_startup_objects
+from common.settings import Settings
 from handoff import rest
 from handoff.admin import admin
 from handoff.agent import AgentSide
@@ -17,12 +21,8 @@ from handoff.api import api
 from handoff.bot_client import BotClient
 from handoff.console import ConsoleSide
 from handoff.customer import CustomerSide
-from handoff.errors import RelayError
+from handoff.kb_api import kb_api
 from handoff.queues import Dispatcher
-from knowledge.api import kb_api
-from warmline.db import HotPathWriter, create_engine, session_factory
-from warmline.long_lived import freeze_startup_objects
-from warmline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,7 @@ def client_manager(settings: Settings) -> socketio.AsyncManager | None:
 
 def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
     app = Sanic(name)
-    app.config.update(
-        {"WEBSOCKET_MAX_SIZE": MAX_PACKET_BYTES, "ACCESS_LOG": False, "KEEP_ALIVE_TIMEOUT": 75}
-    )
+    app.config.update({"WEBSOCKET_MAX_SIZE": MAX_PACKET_BYTES, "ACCESS_LOG": False, "KEEP_ALIVE_TIMEOUT": 75})
     sio = socketio.AsyncServer(
         async_mode="sanic",
         client_manager=client_manager(settings),
@@ -78,9 +76,9 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         app.ctx.writer.close()
         await app.ctx.engine.dispose()
 
-    app.exception(RelayError)(rest.on_error)  # every REST route's errors (handoff/errors.py), one shape
+    app.exception(RelayError)(rest.on_error)  # every REST route's errors (common/errors.py), one shape
     app.blueprint(api)
-    app.blueprint(kb_api)  # the KB editor (knowledge/api.py)
+    app.blueprint(kb_api)  # the KB editor (handoff/kb_api.py)
     app.blueprint(admin)
     app.add_route(chat_page, "/", methods=["GET"])
     app.add_route(agent_page, "/agent", methods=["GET"])

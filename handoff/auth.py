@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -57,7 +57,7 @@ async def login(s: AsyncSession, username: str, password: str) -> tuple[Agent, s
     except (VerificationError, InvalidHashError) as exc:
         raise BadCredentials() from exc
     token = secrets.token_urlsafe(32)
-    s.add(AgentToken(token_hash=_token_hash(token), agent_id=agent.id, expires_at=datetime.now(timezone.utc) + TOKEN_LIFETIME))
+    s.add(AgentToken(token_hash=_token_hash(token), agent_id=agent.id, expires_at=datetime.now(UTC) + TOKEN_LIFETIME))
     return agent, token
 
 
@@ -71,7 +71,7 @@ async def agent_for_token(s: AsyncSession, token: str) -> Agent | None:
     row = await s.get(AgentToken, _token_hash(token))
     if row is None:
         return None
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
-    if expires < datetime.now(timezone.utc):
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    if expires < datetime.now(UTC):
         return None
     return await s.get(Agent, row.agent_id)

@@ -6,10 +6,10 @@ import secrets
 
 from sqlalchemy import select
 
+from common.db import create_engine, session_factory
 from handoff import teams
 from handoff.auth import create_agent
 from handoff.models import Agent
-from warmline.db import create_engine, session_factory
 
 DEMO_ADMIN = "admin"
 

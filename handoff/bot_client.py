@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from handoff.errors import BotUnavailable
+from common.errors import BotUnavailable
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class BotClient:
                 if response.status != 200:
                     raise BotUnavailable()
                 reply = await response.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise BotUnavailable() from exc
         return BotTurn(messages=list(reply.get("messages") or []), parse=reply.get("parse"))
 
@@ -59,8 +58,10 @@ class BotClient:
             raise RuntimeError("BotClient.start() was not called")
         url = f"{self._rasa_url}/conversations/{sender}/tracker/events"
         try:
-            async with self._http.post(url, json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}]) as response:
+            async with self._http.post(
+                url, json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+            ) as response:
                 if response.status != 200:
                     raise BotUnavailable()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise BotUnavailable() from exc

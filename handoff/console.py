@@ -14,16 +14,16 @@ import socketio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.db import reading
+from common.errors import InvalidPayload, NotYourTicket
+from common.settings import Settings
 from handoff import canned, events, kb_search, queues, store, teams, tickets
 from handoff.agent import conversation_room
 from handoff.bot_replies import message_event
-from handoff.errors import InvalidPayload, NotYourTicket
 from handoff.guard import guard, parse
 from handoff.models import Agent, CannedResponse, Conversation, Message, Team, Ticket
 from handoff.throttle import Throttle
 from handoff.views import history_message, summary
-from warmline.db import reading
-from warmline.settings import Settings
 
 NS = events.AGENT_NAMESPACE
 
@@ -86,11 +86,17 @@ class ConsoleSide:
         await self.sio.leave_room(sid, room, namespace=NS)  # the first agent leaves the conversation
         if moved.out.to_agent_id is not None:
             await self.sio.emit(
-                events.CHAT_ASSIGNED, moved.out.model_dump(), room=events.agent_room(moved.out.to_agent_id), namespace=NS
+                events.CHAT_ASSIGNED,
+                moved.out.model_dump(),
+                room=events.agent_room(moved.out.to_agent_id),
+                namespace=NS,
             )
         elif moved.out.to_team is not None:
             await self.sio.emit(
-                events.TICKET_WAITING, moved.summary.model_dump(), room=events.team_room(moved.out.to_team), namespace=NS
+                events.TICKET_WAITING,
+                moved.summary.model_dump(),
+                room=events.team_room(moved.out.to_team),
+                namespace=NS,
             )
             self.dispatcher.request(moved.out.to_team)
         self.dispatcher.request(moved.old_team)  # the sender has a free slot now
@@ -104,7 +110,9 @@ class ConsoleSide:
         async with reading(self.sessions) as s:
             ticket = await self._my_ticket(s, req.ticket_id, agent_id)
         out = events.TypingOut(ticket_id=ticket.id, sender="agent", name=name, typing=req.typing)
-        await self.sio.emit(events.TYPING, out.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE)
+        await self.sio.emit(
+            events.TYPING, out.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE
+        )
         return {"ok": True}
 
     async def read(self, sid: str, data: Any) -> dict[str, Any]:
@@ -122,8 +130,12 @@ class ConsoleSide:
                 conversation.agent_read_id = req.message_id
         if moved:
             out = events.ReadOut(ticket_id=ticket.id, reader="agent", message_id=req.message_id)
-            await self.sio.emit(events.READ, out.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE)
-            await self.sio.emit(events.READ, out.model_dump(), room=conversation_room(ticket.conversation_id), namespace=NS)
+            await self.sio.emit(
+                events.READ, out.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE
+            )
+            await self.sio.emit(
+                events.READ, out.model_dump(), room=conversation_room(ticket.conversation_id), namespace=NS
+            )
         return {"ok": True}
 
     async def canned(self, sid: str, data: Any) -> dict[str, Any]:
@@ -132,7 +144,9 @@ class ConsoleSide:
         agent_id, name = await self._me(sid)
         async with self.sessions() as s:
             working = await teams.working_teams(s, agent_id)
-            rows = (await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))).all()
+            rows = (
+                await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
+            ).all()
             context: dict[str, dict[str, object]] = {"agent": {"name": name}}
             if req.ticket_id is not None:
                 ticket = await s.get(Ticket, req.ticket_id)
@@ -141,9 +155,13 @@ class ConsoleSide:
                     context["ticket"] = {"id": ticket.id, "team": ticket.team}
                 if conversation is not None:
                     context["customer"] = dict(conversation.customer)
-        found = canned.matching([canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows], req.query, working)
+        found = canned.matching(
+            [canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows], req.query, working
+        )
         items = [
-            events.CannedItem(id=c.id, shortcut=c.shortcut, title=c.title, text=canned.render(c.body, context), team=c.team)
+            events.CannedItem(
+                id=c.id, shortcut=c.shortcut, title=c.title, text=canned.render(c.body, context), team=c.team
+            )
             for c in found
         ]
         return {"ok": True, "items": [i.model_dump() for i in items]}
@@ -154,7 +172,10 @@ class ConsoleSide:
         async with reading(self.sessions) as s:
             kb = await self.kb.published(s)
         hits = kb_search.search(kb, req.query)
-        return {"ok": True, "hits": [events.KBHit(id=h.id, title=h.title, answer=h.answer, team=h.team).model_dump() for h in hits]}
+        return {
+            "ok": True,
+            "hits": [events.KBHit(id=h.id, title=h.title, answer=h.answer, team=h.team).model_dump() for h in hits],
+        }
 
     async def customer_record(self, sid: str, data: Any) -> dict[str, Any]:
         """This customer's past conversations and tickets: same conversation, or the same email address."""
@@ -177,12 +198,18 @@ class ConsoleSide:
             team_rows = await teams.all_teams(s)
         refs = [
             events.AgentRef(
-                id=a.id, name=a.name, presence=a.presence, teams=sorted(loads[a.id].teams) or [default],
-                active=loads[a.id].active, capacity=a.capacity,
+                id=a.id,
+                name=a.name,
+                presence=a.presence,
+                teams=sorted(loads[a.id].teams) or [default],
+                active=loads[a.id].active,
+                capacity=a.capacity,
             )  # fmt: skip
             for a in agents
         ]
-        team_refs = [events.TeamRef(name=t.name, title=t.title, is_default=t.is_default, hours=t.hours) for t in team_rows]
+        team_refs = [
+            events.TeamRef(name=t.name, title=t.title, is_default=t.is_default, hours=t.hours) for t in team_rows
+        ]
         return {"ok": True, "agents": [r.model_dump() for r in refs], "teams": [t.model_dump() for t in team_refs]}
 
 
@@ -195,16 +222,24 @@ async def customer_record(s: AsyncSession, conversation: Conversation, limit: in
         query = query.where(Conversation.id == conversation.id)
     conversations = list((await s.execute(query)).scalars())
     ids = [c.id for c in conversations] or [conversation.id]
-    rows = list((await s.execute(select(Ticket).where(Ticket.conversation_id.in_(ids)).order_by(Ticket.id.desc()))).scalars())
+    rows = list(
+        (await s.execute(select(Ticket).where(Ticket.conversation_id.in_(ids)).order_by(Ticket.id.desc()))).scalars()
+    )
     names = {a.id: a.name for a in (await s.execute(select(Agent))).scalars()}
     past = []
     for t in rows:
         handled = [names.get(seg.agent_id, "?") for seg in await tickets.segments(s, t.id)]
         past.append(
             events.PastTicket(
-                ticket_id=t.id, conversation_id=t.conversation_id, status=t.status, reason=t.reason, team=t.team,
-                created_at=t.created_at.isoformat(), resolved_at=t.resolved_at.isoformat() if t.resolved_at else None,
-                rating=t.rating, agents=handled,
+                ticket_id=t.id,
+                conversation_id=t.conversation_id,
+                status=t.status,
+                reason=t.reason,
+                team=t.team,
+                created_at=t.created_at.isoformat(),
+                resolved_at=t.resolved_at.isoformat() if t.resolved_at else None,
+                rating=t.rating,
+                agents=handled,
             )  # fmt: skip
         )
     summaries = [{"id": c.id, "status": c.status, "created_at": c.created_at.isoformat()} for c in conversations]

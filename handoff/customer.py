@@ -13,11 +13,8 @@ from typing import Any
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handoff import events, queues, store, tickets
-from handoff.agent import conversation_room, resume_bot
-from handoff.bot_client import BotClient, BotTurn
-from handoff.bot_replies import handoff_card_of, message_event, split_reply
-from handoff.errors import (
+from common.db import HotPathWriter, reading
+from common.errors import (
     BotUnavailable,
     InvalidPayload,
     InvalidRating,
@@ -25,11 +22,14 @@ from handoff.errors import (
     NoSession,
     WrongSession,
 )
+from handoff import events, queues, store, tickets
+from handoff.agent import conversation_room, resume_bot
+from handoff.bot_client import BotClient, BotTurn
+from handoff.bot_replies import handoff_card_of, message_event, split_reply
 from handoff.guard import guard, parse
 from handoff.models import Conversation, Message
 from handoff.throttle import Throttle
 from handoff.views import AGENT_ONLY, history_message, summary
-from warmline.db import HotPathWriter, reading
 
 NS = events.CUSTOMER_NAMESPACE
 
@@ -100,7 +100,9 @@ class CustomerSide:
         if queued is not None:  # a reload while waiting: show where they stand at once
             await self.sio.emit(events.QUEUE_POSITION, queued.model_dump(), to=sid, namespace=NS)
             if queued.availability != "open" and not has_email:  # and offer the email form again
-                ask = events.EmailRequest(ticket_id=queued.ticket_id, reason=queued.availability, opens_at=queued.opens_at)
+                ask = events.EmailRequest(
+                    ticket_id=queued.ticket_id, reason=queued.availability, opens_at=queued.opens_at
+                )
                 await self.sio.emit(events.EMAIL_REQUEST, ask.model_dump(), to=sid, namespace=NS)
         return {"ok": True, "session_id": session_id}
 
@@ -196,7 +198,9 @@ class CustomerSide:
             ticket_summary, status = opened
             await self.sio.emit(events.QUEUE_POSITION, status.model_dump(), room=session_id, namespace=NS)
             if status.availability != "open":
-                ask = events.EmailRequest(ticket_id=status.ticket_id, reason=status.availability, opens_at=status.opens_at)
+                ask = events.EmailRequest(
+                    ticket_id=status.ticket_id, reason=status.availability, opens_at=status.opens_at
+                )
                 await self.sio.emit(events.EMAIL_REQUEST, ask.model_dump(), room=session_id, namespace=NS)
             await self.sio.emit(
                 events.TICKET_WAITING, ticket_summary.model_dump(), room=events.team_room(status.team),
@@ -223,7 +227,9 @@ class CustomerSide:
             for reply_text, data in said:
                 handoff_card = handoff_card_of(data)
                 if handoff_card is None:
-                    replies.append((await s.run_sync(store.add_message, session_id, "bot", reply_text, data=data)).message)
+                    replies.append(
+                        (await s.run_sync(store.add_message, session_id, "bot", reply_text, data=data)).message
+                    )
                     continue
                 conversation = await s.get(Conversation, session_id)
                 if conversation is not None:  # what the relay knows of the customer completes the bot's card
@@ -257,7 +263,9 @@ class CustomerSide:
         if ticket is None or ticket.status != "assigned":
             return {"ok": True}
         out = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=req.typing)
-        await self.sio.emit(events.TYPING, out.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE)
+        await self.sio.emit(
+            events.TYPING, out.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE
+        )
         return {"ok": True}
 
     async def read(self, sid: str, data: Any) -> dict[str, Any]:
@@ -275,7 +283,9 @@ class CustomerSide:
             ticket = await tickets.open_ticket_of(s, session_id) if moved else None
         if ticket is not None:
             out = events.ReadOut(ticket_id=ticket.id, reader="customer", message_id=req.message_id)
-            await self.sio.emit(events.READ, out.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE)
+            await self.sio.emit(
+                events.READ, out.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE
+            )
         return {"ok": True}
 
     async def leave_email(self, sid: str, data: Any) -> dict[str, Any]:
@@ -291,6 +301,9 @@ class CustomerSide:
         if ticket is not None:
             chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(note.message))
             await self.sio.emit(
-                events.CHAT_MESSAGE, chat.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE
+                events.CHAT_MESSAGE,
+                chat.model_dump(),
+                room=conversation_room(session_id),
+                namespace=events.AGENT_NAMESPACE,
             )
         return {"ok": True, "email": req.email}

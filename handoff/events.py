@@ -47,7 +47,7 @@ class SessionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     session_id: str | None = None
-    customData: CustomerContext | None = None  # noqa: N815 (Rasa widgets' spelling)
+    customData: CustomerContext | None = None
 
     @field_validator("session_id")
     @classmethod
@@ -65,7 +65,7 @@ class UserUttered(BaseModel):
     message: str
     session_id: str | None = None
     client_id: str | None = None
-    customData: CustomerContext | None = None  # noqa: N815
+    customData: CustomerContext | None = None
 
     @field_validator("message")
     @classmethod

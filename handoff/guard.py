@@ -9,8 +9,8 @@ from typing import Any
 import socketio
 from pydantic import BaseModel, ValidationError
 
+from common.errors import InvalidPayload, RelayError
 from handoff import events
-from handoff.errors import InvalidPayload, RelayError
 
 log = logging.getLogger(__name__)
 

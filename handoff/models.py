@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -20,11 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from warmline.db import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from common.clock import utcnow
+from common.db import Base
 
 
 class Conversation(Base):
@@ -160,5 +157,50 @@ class CannedResponse(Base):
     shortcut: Mapped[str] = mapped_column(String(64))  # what the agent types after "/"
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)  # may hold {{customer.name}}, {{agent.name}}, {{ticket.id}}
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), nullable=True)  # None: shared
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), nullable=True
+    )  # None: shared
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class KbAnswer(Base):
+    """One KB answer the bot gave, and what the customer said to "Did that answer your question?" (None: nothing).
+
+    Written by the action server (actions/feedback.py), keyed by an id it makes, so the yes / no buttons of an answer
+    name it and count once. No foreign key to ``conversations``: the action can run before the relay has stored the
+    conversation's first message."""
+
+    __tablename__ = "kb_answers"
+    __table_args__ = (
+        Index("ix_kb_answers_created_at", "created_at"),
+        Index("ix_kb_answers_conversation_id", "conversation_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(64))
+    article_id: Mapped[str] = mapped_column(String(128))
+    team: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the article's team, for the team filter
+    helpful: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    feedback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ChatRating(Base):
+    """The customer's 1-5 rating of a bot-only chat: asked once (they ended the chat, or it went idle), kept once.
+
+    A ticket's rating stays on ``tickets.rating``; this is for chats no person took part in."""
+
+    __tablename__ = "chat_ratings"
+
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    asked_because: Mapped[str] = mapped_column(String(16))  # ended | idle
+    score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# Reports read by date range (handoff/reports.py): these keep a 30-day report off full-table scans.
+Index("ix_conversations_created_at", Conversation.created_at)
+Index("ix_tickets_created_at", Ticket.created_at)
+Index("ix_ticket_segments_started_at", TicketSegment.started_at)

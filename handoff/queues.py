@@ -19,10 +19,11 @@ from datetime import datetime
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.clock import utcnow
+from common.db import reading
 from handoff import events, routing, teams, tickets, views
-from handoff.models import Conversation, Ticket, utcnow
+from handoff.models import Conversation, Ticket
 from handoff.routing import AgentLoad, Availability, TeamInfo
-from warmline.db import reading
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,10 @@ class Dispatcher:
                 await tickets.record_offers(s, offers)
         for agent_id, summary in summaries:
             await self.sio.emit(
-                events.TICKET_OFFERED, summary.model_dump(), room=events.agent_room(agent_id), namespace=events.AGENT_NAMESPACE
+                events.TICKET_OFFERED,
+                summary.model_dump(),
+                room=events.agent_room(agent_id),
+                namespace=events.AGENT_NAMESPACE,
             )
         for conversation_id, status in statuses:
             await self.sio.emit(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from statistics import mean
 
 from sqlalchemy import select
@@ -25,7 +25,7 @@ class Segment:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # SQLite returns naive UTC
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite returns naive UTC
 
 
 def summarize(segments: Sequence[Segment]) -> dict[str, object]:
@@ -50,14 +50,18 @@ def summarize(segments: Sequence[Segment]) -> dict[str, object]:
         "avg_handle_s": avg(seconds),
         "avg_handle_after_transfer_s": avg([seconds[i] for i in after]),
         "agents": {
-            name: {"segments": len(v["all"]), "avg_handle_s": avg(v["all"]), "avg_after_transfer_s": avg(v["after_transfer"])}
+            name: {
+                "segments": len(v["all"]),
+                "avg_handle_s": avg(v["all"]),
+                "avg_after_transfer_s": avg(v["after_transfer"]),
+            }
             for name, v in sorted(agents.items())
         },
     }
 
 
 async def load(s: AsyncSession, days: int = 30) -> list[Segment]:
-    since = datetime.now(timezone.utc) - timedelta(days=days)
+    since = datetime.now(UTC) - timedelta(days=days)
     rows = await s.execute(
         select(TicketSegment, Agent.name)
         .join(Agent, Agent.id == TicketSegment.agent_id)

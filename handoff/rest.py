@@ -11,8 +11,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.errors import Forbidden, InvalidPayload, RelayError, Unauthorized
 from handoff.auth import agent_for_token, bearer_token
-from handoff.errors import Forbidden, InvalidPayload, RelayError, Unauthorized
 from handoff.guard import validation_message
 from handoff.models import Agent
 

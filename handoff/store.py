@@ -14,8 +14,9 @@ from sqlalchemy import Table, TextClause, bindparam, insert, select, text, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from handoff.models import Conversation, Message, utcnow
-from warmline.db import HotPathWriter
+from common.clock import utcnow
+from common.db import HotPathWriter
+from handoff.models import Conversation, Message
 
 # Writes on the chat path use the tables (SQLAlchemy Core): the ORM's loads and bulk-insert machinery cost a few
 # tenths of a millisecond per statement, taken from Rasa while it reads the message, and these return ids.

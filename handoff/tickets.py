@@ -8,14 +8,15 @@ ticket is a ``TicketSegment`` (accept or transfer in -> transfer out or resolve)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.models import Conversation, Ticket, TicketSegment, utcnow
+from common.clock import utcnow
+from handoff.models import Conversation, Ticket, TicketSegment
 
 OPEN = ("queued", "assigned")
 
@@ -44,18 +45,16 @@ async def open_ticket(
 
 
 async def open_ticket_of(s: AsyncSession, conversation_id: str) -> Ticket | None:
-    result = await s.execute(
-        select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status.in_(OPEN))
-    )
+    result = await s.execute(select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status.in_(OPEN)))
     return result.scalar_one_or_none()
 
 
 async def queue_position(s: AsyncSession, ticket: Ticket) -> int:
     """1 for the next ticket an agent of its team will take; fair queueing is first come, first served per team."""
     ahead = await s.scalar(
-        select(func.count()).select_from(Ticket).where(
-            Ticket.status == "queued", Ticket.id < ticket.id, Ticket.team.is_not_distinct_from(ticket.team)
-        )
+        select(func.count())
+        .select_from(Ticket)
+        .where(Ticket.status == "queued", Ticket.id < ticket.id, Ticket.team.is_not_distinct_from(ticket.team))
     )
     return int(ahead or 0) + 1
 
@@ -147,13 +146,17 @@ async def transfer_to_team(s: AsyncSession, ticket_id: int, from_agent: int, tea
 
 
 async def segments(s: AsyncSession, ticket_id: int) -> Sequence[TicketSegment]:
-    result = await s.execute(select(TicketSegment).where(TicketSegment.ticket_id == ticket_id).order_by(TicketSegment.id))
+    result = await s.execute(
+        select(TicketSegment).where(TicketSegment.ticket_id == ticket_id).order_by(TicketSegment.id)
+    )
     return list(result.scalars())
 
 
 async def recent_handle_times(s: AsyncSession, team: str | None, limit: int = 50) -> list[float]:
     """Seconds per finished agent segment of ``team``, oldest first: what the wait estimate learns from."""
-    query = select(TicketSegment).where(TicketSegment.ended_at.is_not(None)).order_by(TicketSegment.id.desc()).limit(limit)
+    query = (
+        select(TicketSegment).where(TicketSegment.ended_at.is_not(None)).order_by(TicketSegment.id.desc()).limit(limit)
+    )
     if team is not None:
         query = query.where(TicketSegment.team == team)
     rows = list((await s.execute(query)).scalars())
@@ -171,7 +174,9 @@ async def active_counts(s: AsyncSession) -> dict[int, int]:
 async def _end_segment(s: AsyncSession, ticket_id: int, agent_id: int, how: str) -> None:
     await s.execute(
         update(TicketSegment)
-        .where(TicketSegment.ticket_id == ticket_id, TicketSegment.agent_id == agent_id, TicketSegment.ended_at.is_(None))
+        .where(
+            TicketSegment.ticket_id == ticket_id, TicketSegment.agent_id == agent_id, TicketSegment.ended_at.is_(None)
+        )
         .values(ended_at=utcnow(), ended_by=how)
     )
 
@@ -179,9 +184,9 @@ async def _end_segment(s: AsyncSession, ticket_id: int, agent_id: int, how: str)
 def _seconds(start: datetime, end: datetime) -> float:
     # SQLite hands back naive datetimes (stored as UTC); make both aware before subtracting.
     if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
+        start = start.replace(tzinfo=UTC)
     if end.tzinfo is None:
-        end = end.replace(tzinfo=timezone.utc)
+        end = end.replace(tzinfo=UTC)
     return (end - start).total_seconds()
 
 

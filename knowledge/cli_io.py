@@ -10,9 +10,9 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.db import create_engine, reading, session_factory
 from knowledge import importers, store
 from knowledge.importers import Format
-from warmline.db import create_engine, reading, session_factory
 
 T = TypeVar("T")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from common.db import create_engine, reading, session_factory
 from knowledge import store
 from knowledge.articles import KnowledgeBase
-from warmline.db import create_engine, reading, session_factory
 
 
 def published_kb_or_none(db_url: str) -> KnowledgeBase | None:

@@ -17,8 +17,7 @@ def nlu_data(kb: KnowledgeBase) -> dict[str, Any]:
     return {
         "version": "3.1",
         "nlu": [
-            {"intent": a.intent, "examples": "".join(f"- {_one_line(q)}\n" for q in a.questions)}
-            for a in kb.articles
+            {"intent": a.intent, "examples": "".join(f"- {_one_line(q)}\n" for q in a.questions)} for a in kb.articles
         ],
     }
 
@@ -27,8 +26,7 @@ def rules_data(kb: KnowledgeBase) -> dict[str, Any]:
     return {
         "version": "3.1",
         "rules": [
-            {"rule": f"answer {a.id}", "steps": [{"intent": a.intent}, {"action": ANSWER_ACTION}]}
-            for a in kb.articles
+            {"rule": f"answer {a.id}", "steps": [{"intent": a.intent}, {"action": ANSWER_ACTION}]} for a in kb.articles
         ],
     }
 

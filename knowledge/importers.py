@@ -21,8 +21,8 @@ from typing import Literal
 
 import yaml
 
+from common.errors import ImportFailed
 from knowledge.articles import Article, ArticleError, KnowledgeBase, parse_article
-from knowledge.errors import ImportFailed
 
 Format = Literal["yaml", "csv", "bitext"]
 FORMATS: tuple[Format, ...] = ("yaml", "csv", "bitext")
@@ -69,7 +69,9 @@ def checked(articles: Iterable[Article], unit: str = "article", first: int = 1) 
             raise ImportFailed(f"{unit} {n}: duplicate id {article.id!r} (also {unit} {ids[article.id]})")
         key = article.title.lower()
         if key in titles:
-            raise ImportFailed(f"{unit} {n} ({article.id}): duplicate title {article.title!r} (also {unit} {titles[key]})")
+            raise ImportFailed(
+                f"{unit} {n} ({article.id}): duplicate title {article.title!r} (also {unit} {titles[key]})"
+            )
         ids[article.id], titles[key] = n, n
         out.append(article)
     if not out:
@@ -99,7 +101,11 @@ def parse_yaml(text: str) -> KnowledgeBase:
 
 def to_yaml(kb: KnowledgeBase) -> str:
     return yaml.dump(
-        {"articles": [_as_dict(a) for a in kb.articles]}, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=120
+        {"articles": [_as_dict(a) for a in kb.articles]},
+        Dumper=_BlockDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=120,
     )
 
 
@@ -137,7 +143,9 @@ def _rows(text: str, required: tuple[str, ...], optional: tuple[str, ...] | None
     columns = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in required if c not in columns]
     if missing:
-        raise ImportFailed(f"row 1 (header): missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}")
+        raise ImportFailed(
+            f"row 1 (header): missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}"
+        )
     if optional is not None:
         unknown = [c for c in columns if c not in required and c not in optional]
         if unknown:
@@ -179,7 +187,15 @@ def to_csv(kb: KnowledgeBase) -> str:
     writer.writerow([*CSV_REQUIRED, *CSV_OPTIONAL])
     for a in kb.articles:
         writer.writerow(
-            [a.id, a.title, a.answer, "\n".join(a.questions), ",".join(a.tags), a.team, "true" if a.always_human else "false"]
+            [
+                a.id,
+                a.title,
+                a.answer,
+                "\n".join(a.questions),
+                ",".join(a.tags),
+                a.team,
+                "true" if a.always_human else "false",
+            ]
         )
     return out.getvalue()
 
@@ -195,7 +211,11 @@ def parse_bitext(text: str) -> KnowledgeBase:
     answers: dict[str, str] = {}
     categories: dict[str, str] = {}
     for n, row in _rows(text, BITEXT_REQUIRED, None):
-        intent, utterance, response = row["intent"].strip(), " ".join(row["instruction"].split()), row["response"].strip()
+        intent, utterance, response = (
+            row["intent"].strip(),
+            " ".join(row["instruction"].split()),
+            row["response"].strip(),
+        )
         if not intent:
             raise ImportFailed(f"row {n}: the intent is empty")
         if not utterance:

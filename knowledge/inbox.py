@@ -14,10 +14,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.models import utcnow
+from common.clock import utcnow
+from common.errors import InvalidArticle
 from knowledge import store
 from knowledge.articles import Article
-from knowledge.errors import InvalidArticle
 from knowledge.grouping import Group, group_questions
 from knowledge.models import KBArticleVersion, UnansweredQuestion
 
@@ -39,7 +39,11 @@ async def record(s: AsyncSession, text: str, conversation_id: str | None, reason
 
 
 async def open_questions(s: AsyncSession, limit: int = MAX_OPEN_GROUPED) -> list[UnansweredQuestion]:
-    stmt = select(UnansweredQuestion).where(UnansweredQuestion.resolved_at.is_(None)).order_by(UnansweredQuestion.id.desc())
+    stmt = (
+        select(UnansweredQuestion)
+        .where(UnansweredQuestion.resolved_at.is_(None))
+        .order_by(UnansweredQuestion.id.desc())
+    )
     return list((await s.execute(stmt.limit(limit))).scalars())
 
 
@@ -62,7 +66,9 @@ async def _take(s: AsyncSession, question_ids: Sequence[int]) -> list[Unanswered
     """The open questions with these ids; refuses if any is unknown or already handled (someone else was faster)."""
     if not question_ids:
         raise InvalidArticle("Pick at least one question.")
-    stmt = select(UnansweredQuestion).where(UnansweredQuestion.id.in_(set(question_ids)), UnansweredQuestion.resolved_at.is_(None))
+    stmt = select(UnansweredQuestion).where(
+        UnansweredQuestion.id.in_(set(question_ids)), UnansweredQuestion.resolved_at.is_(None)
+    )
     rows = list((await s.execute(stmt)).scalars())
     if len(rows) != len(set(question_ids)):
         raise InvalidArticle("Some of these questions are no longer in the inbox; reload it.")
@@ -77,7 +83,9 @@ async def _resolve(s: AsyncSession, question_ids: Sequence[int], article_id: str
     )
 
 
-async def to_new_article(s: AsyncSession, question_ids: Sequence[int], draft: dict[str, object], author: str | None) -> KBArticleVersion:
+async def to_new_article(
+    s: AsyncSession, question_ids: Sequence[int], draft: dict[str, object], author: str | None
+) -> KBArticleVersion:
     """A new draft article whose example questions are these (plus any the editor typed)."""
     rows = await _take(s, question_ids)
     typed = [q for q in draft.get("questions", []) or [] if isinstance(q, str)]  # type: ignore[union-attr]
@@ -88,12 +96,16 @@ async def to_new_article(s: AsyncSession, question_ids: Sequence[int], draft: di
     return version
 
 
-async def to_existing_article(s: AsyncSession, question_ids: Sequence[int], article_id: str, author: str | None) -> KBArticleVersion:
+async def to_existing_article(
+    s: AsyncSession, question_ids: Sequence[int], article_id: str, author: str | None
+) -> KBArticleVersion:
     rows = await _take(s, question_ids)
     known = {" ".join(q.lower().split()) for q in (await store.view(s, article_id)).article.questions}
     fresh = [r.text for r in rows if " ".join(r.text.lower().split()) not in known]
     # Questions the article already has are simply filed under it: no empty new version.
-    version = await store.add_questions(s, article_id, fresh, author) if fresh else await store.latest_version(s, article_id)
+    version = (
+        await store.add_questions(s, article_id, fresh, author) if fresh else await store.latest_version(s, article_id)
+    )
     await _resolve(s, question_ids, article_id)
     return version
 

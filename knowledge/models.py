@@ -13,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from handoff.models import utcnow
-from warmline.db import Base
+from common.clock import utcnow
+from common.db import Base
 
 
 class KBArticle(Base):
@@ -66,7 +66,9 @@ class UnansweredQuestion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     text: Mapped[str] = mapped_column(Text)
     conversation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    reason: Mapped[str] = mapped_column(String(32))  # not_sure | choices | low_confidence | failed_turns | customer_asked
+    reason: Mapped[str] = mapped_column(
+        String(32)
+    )  # not_sure | choices | low_confidence | failed_turns | customer_asked
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # What became of it: the article it now belongs to, or None when dismissed.

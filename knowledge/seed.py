@@ -10,9 +10,9 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.db import create_engine, session_factory
 from knowledge import store
 from knowledge.articles import load_kb
-from warmline.db import create_engine, session_factory
 
 log = logging.getLogger(__name__)
 

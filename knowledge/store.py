@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handoff.models import utcnow
+from common.clock import utcnow
+from common.errors import Conflict, InvalidArticle, NotFound
 from knowledge.articles import Article, ArticleError, KnowledgeBase, parse_article
-from knowledge.errors import Conflict, InvalidArticle, NotFound
 from knowledge.models import KBArticle, KBArticleVersion, KBMeta
 
 META_ID = 1
@@ -124,7 +124,9 @@ async def latest_version(s: AsyncSession, article_id: str) -> KBArticleVersion:
 async def versions(s: AsyncSession, article_id: str) -> list[KBArticleVersion]:
     await _row(s, article_id)
     result = await s.execute(
-        select(KBArticleVersion).where(KBArticleVersion.article_id == article_id).order_by(KBArticleVersion.number.desc())
+        select(KBArticleVersion)
+        .where(KBArticleVersion.article_id == article_id)
+        .order_by(KBArticleVersion.number.desc())
     )
     return list(result.scalars())
 
@@ -135,7 +137,9 @@ async def list_articles(s: AsyncSession, query: str | None = None, status: str |
     Search is a case-insensitive substring match over title, answer, questions and tags, done in Python: a KB is
     hundreds to a few thousand articles, and this works the same on SQLite and PostgreSQL without a search index.
     """
-    stmt = select(KBArticle, KBArticleVersion).join(KBArticleVersion, KBArticleVersion.id == KBArticle.latest_version_id)
+    stmt = select(KBArticle, KBArticleVersion).join(
+        KBArticleVersion, KBArticleVersion.id == KBArticle.latest_version_id
+    )
     if status:
         stmt = stmt.where(KBArticle.status == status)
     rows = (await s.execute(stmt.order_by(KBArticle.created_at, KBArticle.id))).all()
@@ -161,7 +165,9 @@ async def list_articles(s: AsyncSession, query: str | None = None, status: str |
 async def _numbers(s: AsyncSession, version_ids: Sequence[int]) -> dict[int, int]:
     if not version_ids:
         return {}
-    result = await s.execute(select(KBArticleVersion.id, KBArticleVersion.number).where(KBArticleVersion.id.in_(version_ids)))
+    result = await s.execute(
+        select(KBArticleVersion.id, KBArticleVersion.number).where(KBArticleVersion.id.in_(version_ids))
+    )
     return {vid: number for vid, number in result.all()}
 
 
@@ -230,7 +236,9 @@ async def _append_version(
     return version
 
 
-async def create_article(s: AsyncSession, article: Article, author: str | None = None, note: str | None = None) -> KBArticleVersion:
+async def create_article(
+    s: AsyncSession, article: Article, author: str | None = None, note: str | None = None
+) -> KBArticleVersion:
     """A new article as a draft (version 1)."""
     if await s.get(KBArticle, article.id) is not None:
         raise Conflict(f"An article with the id {article.id!r} already exists.")
@@ -241,14 +249,18 @@ async def create_article(s: AsyncSession, article: Article, author: str | None =
     return await _append_version(s, row, article, author, note)
 
 
-async def save_version(s: AsyncSession, article: Article, author: str | None = None, note: str | None = None) -> KBArticleVersion:
+async def save_version(
+    s: AsyncSession, article: Article, author: str | None = None, note: str | None = None
+) -> KBArticleVersion:
     """An edit: a new version of an existing article. The live version does not change until ``publish``."""
     row = await _row(s, article.id)
     await _check_title_free(s, article.title, article.id)
     return await _append_version(s, row, article, author, note)
 
 
-async def add_questions(s: AsyncSession, article_id: str, questions: Iterable[str], author: str | None = None) -> KBArticleVersion:
+async def add_questions(
+    s: AsyncSession, article_id: str, questions: Iterable[str], author: str | None = None
+) -> KBArticleVersion:
     """A new version with more example questions (ones it already has, ignoring case and spaces, are skipped)."""
     latest = (await view(s, article_id)).article
     known = {_norm(q) for q in latest.questions}
@@ -290,7 +302,9 @@ async def unpublish(s: AsyncSession, article_id: str) -> None:
     await _bump_revision(s)
 
 
-async def rollback(s: AsyncSession, article_id: str, version_number: int, author: str | None = None) -> KBArticleVersion:
+async def rollback(
+    s: AsyncSession, article_id: str, version_number: int, author: str | None = None
+) -> KBArticleVersion:
     """Publish an earlier version's content as a new version: history only ever grows."""
     old = await _by_number(s, article_id, version_number)
     article = article_of(old)
@@ -309,7 +323,9 @@ async def _by_number(s: AsyncSession, article_id: str, number: int) -> KBArticle
     return version
 
 
-async def import_kb(s: AsyncSession, kb: KnowledgeBase, author: str | None = None, publish_all: bool = True) -> ImportResult:
+async def import_kb(
+    s: AsyncSession, kb: KnowledgeBase, author: str | None = None, publish_all: bool = True
+) -> ImportResult:
     """Create or update every article of ``kb`` (and publish them, by default).
 
     All or nothing: it raises on the first problem and the caller's transaction rolls everything back.

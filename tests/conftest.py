@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.db import create_engine, session_factory
+from common.settings import Settings
 from knowledge.articles import KnowledgeBase, load_kb
 from tests.stack import Stack, running_stack
-from warmline.db import create_engine, session_factory
 from warmline.migrate import upgrade
-from warmline.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 
+from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from tests.chat_client import Customer
-from warmline.db import create_engine, session_factory
 
 
 async def make_agent(db_url: str, username: str, password: str, role: str) -> None:
@@ -28,9 +28,11 @@ class Editor:
         self.token = token
 
     @classmethod
-    async def login(cls, url: str, username: str, password: str) -> "Editor":
+    async def login(cls, url: str, username: str, password: str) -> Editor:
         editor = cls(url)
-        status, body = await editor.call("POST", "/api/agent/login", {"username": username, "password": password}, auth=False)
+        status, body = await editor.call(
+            "POST", "/api/agent/login", {"username": username, "password": password}, auth=False
+        )
         assert status == 200, body
         editor.token = body["token"]
         return editor
@@ -63,7 +65,9 @@ async def ask_once(relay_url: str, question: str) -> dict[str, Any]:
         await customer.close()
 
 
-async def seconds_until_answer(relay_url: str, question: str, answer: str, since: float, limit_s: float = 30.0) -> float:
+async def seconds_until_answer(
+    relay_url: str, question: str, answer: str, since: float, limit_s: float = 30.0
+) -> float:
     """Ask again and again until the bot replies with ``answer``; seconds from ``since`` (monotonic) to that reply."""
     last: dict[str, Any] = {}
     while time.monotonic() - since < limit_s:

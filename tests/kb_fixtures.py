@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from warmline.settings import ROOT
+from common.settings import ROOT
 
 
 def datasets_dir() -> Path:

@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.settings import Settings
 from warmline.migrate import upgrade
 from warmline.processes import Supervisor, services
-from warmline.settings import Settings
 from warmline.training import ensure_model
 
 

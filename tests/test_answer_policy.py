@@ -28,7 +28,9 @@ def test_first_unsure_turn_offers_choices_the_second_escalates() -> None:
 
 
 def test_first_unsure_turn_shows_plausible_guesses_only() -> None:
-    ranked = Decision("escalate", (Scored("restart-router", 0.5), Scored("wifi-password", 0.21), Scored("request-refund", 0.05)))
+    ranked = Decision(
+        "escalate", (Scored("restart-router", 0.5), Scored("wifi-password", 0.21), Scored("request-refund", 0.05))
+    )
     assert next_step(ranked, BY_ID, 0, 0, 3) == Step("choices", choices=(ROUTER, WIFI))
     hopeless = Decision("escalate", (Scored("restart-router", 0.1), Scored("wifi-password", 0.05)))
     assert next_step(hopeless, BY_ID, 0, 0, 3) == Step("not_sure")

@@ -9,12 +9,12 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import update
 
+from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from handoff.models import Ticket
 from knowledge.articles import KnowledgeBase
 from tests.browser import chromium
 from tests.stack import Stack
-from warmline.db import create_engine, session_factory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -10,12 +10,12 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import update
 
+from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from handoff.models import Agent, CannedResponse, Conversation, Ticket
 from knowledge.articles import KnowledgeBase
 from tests.browser import chromium
 from tests.stack import Stack
-from warmline.db import create_engine, session_factory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -76,7 +76,13 @@ async def test_console_escalation_transfer_and_rating(stack: Stack, demo_kb: Kno
         await create_agent(s, "gina", "Gina", PASSWORD)
         hal = await create_agent(s, "hal", "Hal", PASSWORD)
         await create_agent(s, "boss", "Boss", PASSWORD, role="admin")
-        s.add(CannedResponse(shortcut="thanks", title="Thanks and intro", body="Thanks {{customer.name}}, {{agent.name}} here (ticket {{ticket.id}})."))
+        s.add(
+            CannedResponse(
+                shortcut="thanks",
+                title="Thanks and intro",
+                body="Thanks {{customer.name}}, {{agent.name}} here (ticket {{ticket.id}}).",
+            )
+        )
     await engine.dispose()
     article = demo_kb.by_id("reset-password")
     assert article is not None

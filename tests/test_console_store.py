@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.db import create_engine, session_factory
 from handoff import queues, store, teams, tickets
 from handoff.auth import create_agent
 from handoff.bootstrap import ensure_demo_admin
 from handoff.console import customer_record
 from handoff.models import Agent, Conversation
-from warmline.db import create_engine, session_factory
 from warmline.migrate import upgrade
 
 
@@ -26,7 +26,9 @@ async def db(tmp_path: Path) -> AsyncIterator[tuple[str, async_sessionmaker[Asyn
     await engine.dispose()
 
 
-async def test_the_default_team_exists_and_routes_unknown_teams(db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+async def test_the_default_team_exists_and_routes_unknown_teams(
+    db: tuple[str, async_sessionmaker[AsyncSession]],
+) -> None:
     _, sessions = db
     async with sessions() as s, s.begin():
         assert (await teams.default_team(s)).name == "support"
@@ -41,7 +43,9 @@ async def test_the_default_team_exists_and_routes_unknown_teams(db: tuple[str, a
             await teams.set_teams(s, ada.id, ["nope"])
 
 
-async def test_transfers_keep_history_and_record_a_segment_per_agent(db: tuple[str, async_sessionmaker[AsyncSession]]) -> None:
+async def test_transfers_keep_history_and_record_a_segment_per_agent(
+    db: tuple[str, async_sessionmaker[AsyncSession]],
+) -> None:
     _, sessions = db
     async with sessions() as s, s.begin():
         await s.run_sync(store.open_conversation, "conv-t0001", {"name": "Maya", "email": "maya@example.com"})

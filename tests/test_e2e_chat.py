@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from actions.answer import NOT_SURE
+from common.db import create_engine, session_factory
 from handoff.models import Message
 from knowledge.articles import KnowledgeBase
 from tests.chat_client import Customer
 from tests.stack import Stack, free_port
-from warmline.db import create_engine, session_factory
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +91,9 @@ async def test_reconnect_gets_history_and_a_resend_is_stored_once(stack: Stack) 
         ({"message": "hi", "session_id": "someone-elses-session"}, "wrong_session"),
     ],
 )
-async def test_bad_input_gets_a_clear_error_and_the_relay_keeps_serving(stack: Stack, payload: object, code: str) -> None:
+async def test_bad_input_gets_a_clear_error_and_the_relay_keeps_serving(
+    stack: Stack, payload: object, code: str
+) -> None:
     customer = Customer(stack.relay_url)
     await customer.connect()
     try:

@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from sqlalchemy import select, update
 
+from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from handoff.models import Agent, Conversation, Ticket, TicketSegment
 from tests.agent_client import AgentClient, login
 from tests.chat_client import Customer
 from tests.stack import Stack
-from warmline.db import create_engine, session_factory
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +76,11 @@ async def test_admin_api_needs_the_admin_role(stack: Stack, people: dict[str, An
     assert status == 404 and body["error"] == {"code": "not_found", "message": "No such agent."}
     status, body = await admin_call(stack, root, "POST", "/teams", {"name": "tier2", "title": "Tier 2"})
     assert status == 201 and body["team"]["hours"] is None
-    bad_zone = {"name": "nightly", "title": "Nightly", "hours": {"tz": "Mars/Olympus", "start": "22:00", "end": "06:00"}}
+    bad_zone = {
+        "name": "nightly",
+        "title": "Nightly",
+        "hours": {"tz": "Mars/Olympus", "start": "22:00", "end": "06:00"},
+    }
     assert (await admin_call(stack, root, "POST", "/teams", bad_zone))[0] == 400
     status, body = await admin_call(stack, root, "POST", "/canned", {
         "shortcut": "hi", "title": "Greeting", "body": "Hi {{customer.name}}, {{agent.name}} here about ticket {{ticket.id}}.",
@@ -129,7 +133,11 @@ async def test_offer_typing_read_receipts_canned_kb_and_transfers(stack: Stack, 
 
         # Read receipts, both ways.
         assert (await customer.sio.call("read", {"message_id": sent["message_id"]}))["ok"]
-        assert (await cora.next("read")) == {"ticket_id": ticket_id, "reader": "customer", "message_id": sent["message_id"]}
+        assert (await cora.next("read")) == {
+            "ticket_id": ticket_id,
+            "reader": "customer",
+            "message_id": sent["message_id"],
+        }
         said = await customer.say("my modem is on fire", client_id="fire")
         agent_read = await cora.call("read", {"ticket_id": ticket_id, "message_id": said["message_id"]})
         assert agent_read["ok"], agent_read
@@ -145,7 +153,9 @@ async def test_offer_typing_read_receipts_canned_kb_and_transfers(stack: Stack, 
         # Transfer to Dan: a note is required; Dan gets the whole history, the customer sees who joined.
         no_note = await cora.call("transfer", {"ticket_id": ticket_id, "to_agent_id": people["dan"]["id"], "note": " "})
         assert no_note["error"]["code"] == "invalid_payload"
-        moved = await cora.call("transfer", {"ticket_id": ticket_id, "to_agent_id": people["dan"]["id"], "note": "Modem fire, needs tier 2"})
+        moved = await cora.call(
+            "transfer", {"ticket_id": ticket_id, "to_agent_id": people["dan"]["id"], "note": "Modem fire, needs tier 2"}
+        )
         assert moved["ok"]
         assert (await dan.next("chat_assigned"))["ticket_id"] == ticket_id
         told = [(await customer.next_reply())["text"] for _ in range(2)]
@@ -176,7 +186,9 @@ async def test_offer_typing_read_receipts_canned_kb_and_transfers(stack: Stack, 
         await cora.close()
         await dan.close()
 
-    segments = await query(stack, select(TicketSegment).where(TicketSegment.ticket_id == ticket_id).order_by(TicketSegment.id))
+    segments = await query(
+        stack, select(TicketSegment).where(TicketSegment.ticket_id == ticket_id).order_by(TicketSegment.id)
+    )
     agents = {people["cora"]["id"]: "cora", people["dan"]["id"]: "dan"}
     assert [(agents[g.agent_id], g.team, g.ended_by) for g in segments] == [
         ("cora", "support", "transfer"), ("dan", "support", "transfer"), ("cora", "tier2", "resolve")

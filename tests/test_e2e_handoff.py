@@ -11,6 +11,7 @@ import socketio
 from sqlalchemy import select
 
 from actions.escalate import CONNECTING
+from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from handoff.models import Ticket
 from knowledge.articles import KnowledgeBase
@@ -18,7 +19,6 @@ from tests.agent_client import AgentClient, login
 from tests.chat_client import Customer
 from tests.stack import Stack
 from tests.test_e2e_chat import stored_messages
-from warmline.db import create_engine, session_factory
 
 pytestmark = pytest.mark.e2e
 
@@ -51,9 +51,9 @@ async def tickets_of(stack: Stack, conversation_id: str) -> list[Ticket]:
         await engine.dispose()
 
 
-
-
-async def test_asking_for_a_person_seats_an_agent_and_the_bot_resumes_once(stack: Stack, agents: dict[str, str], demo_kb: KnowledgeBase) -> None:
+async def test_asking_for_a_person_seats_an_agent_and_the_bot_resumes_once(
+    stack: Stack, agents: dict[str, str], demo_kb: KnowledgeBase
+) -> None:
     ada = AgentClient(stack.relay_url)
     await ada.connect(agents["ada"])
     customer = Customer(stack.relay_url)
@@ -82,14 +82,21 @@ async def test_asking_for_a_person_seats_an_agent_and_the_bot_resumes_once(stack
         assert card["reason"] == "customer_asked"
         assert card["customer"]["email"] == "maya@example.com"
         customer_turns = [t for t in card["transcript"] if t["sender"] == "customer"]
-        assert [t["text"] for t in customer_turns][:3] == ["hello", "my bill looks wrong and I can't log in", "I want to talk to a human"]
+        assert [t["text"] for t in customer_turns][:3] == [
+            "hello",
+            "my bill looks wrong and I can't log in",
+            "I want to talk to a human",
+        ]
         assert all(len(t["intents"]) == 3 and t["ts"] for t in customer_turns)
         transcript = [m["text"] for m in accepted["ticket"]["messages"]]
         assert "hello? anyone there?" in transcript  # the messages sent while waiting are there too
         joined = await customer.next_reply()
         assert joined["sender"] == "system" and joined["text"] == "Ada joined the chat."
 
-        await ada.call("agent_message", {"ticket_id": waiting["ticket_id"], "text": "Hi Maya, I'm Ada. Let me look.", "client_id": "a1"})
+        await ada.call(
+            "agent_message",
+            {"ticket_id": waiting["ticket_id"], "text": "Hi Maya, I'm Ada. Let me look.", "client_id": "a1"},
+        )
         from_agent = await customer.next_reply()
         assert from_agent["sender"] == "agent" and from_agent["agent_name"] == "Ada"
         await customer.say("thanks Ada", client_id="c-thanks")
@@ -104,7 +111,9 @@ async def test_asking_for_a_person_seats_an_agent_and_the_bot_resumes_once(stack
         closed = await customer.next_reply()
         assert closed["sender"] == "system" and "closed" in closed["text"]
         request = await asyncio.wait_for(rating_requested, 5)
-        assert (await customer.sio.call("rating", {"ticket_id": request["ticket_id"], "score": 5, "comment": "great"}))["ok"]
+        assert (await customer.sio.call("rating", {"ticket_id": request["ticket_id"], "score": 5, "comment": "great"}))[
+            "ok"
+        ]
         bad = await customer.sio.call("rating", {"ticket_id": request["ticket_id"], "score": 9})
         assert bad["error"]["code"] == "invalid_payload"
 
@@ -188,7 +197,9 @@ async def test_second_accept_is_refused_and_reconnects_lose_nothing(stack: Stack
         assert not_his["error"]["code"] == "not_your_ticket"
 
         await ada.call("agent_message", {"ticket_id": ticket["ticket_id"], "text": "Hello from Ada", "client_id": "m1"})
-        resent = await ada.call("agent_message", {"ticket_id": ticket["ticket_id"], "text": "Hello from Ada", "client_id": "m1"})
+        resent = await ada.call(
+            "agent_message", {"ticket_id": ticket["ticket_id"], "text": "Hello from Ada", "client_id": "m1"}
+        )
         assert resent["duplicate"] is True
 
         # The customer reloads the page: same conversation, whole history, the agent still seated.

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from common.settings import normalize_db_url
 from knowledge.articles import KnowledgeBase
 from tests import services
 from tests.chat_client import Customer
 from tests.stack import Stack
 from tests.test_e2e_chat import stored_messages
-from warmline.settings import normalize_db_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 

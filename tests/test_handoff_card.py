@@ -4,7 +4,9 @@ from actions.handoff_card import build_card, transcript
 EVENTS = [
     {"event": "action", "name": "action_listen", "timestamp": 1.0},
     {
-        "event": "user", "text": "my internet is dead", "timestamp": 1700000000.0,
+        "event": "user",
+        "text": "my internet is dead",
+        "timestamp": 1700000000.0,
         "parse_data": {
             "intent": {"name": "kb_outage_check", "confidence": 0.41},
             "intent_ranking": [

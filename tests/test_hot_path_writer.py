@@ -15,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from common.db import HotPathWriter, create_engine, session_factory
+from common.settings import normalize_db_url
 from handoff import store
 from handoff.models import Conversation, Message
 from tests.services import create_pg_database, drop_pg_database
-from warmline.db import HotPathWriter, create_engine, session_factory
 from warmline.migrate import upgrade
-from warmline.settings import normalize_db_url
 
 
 async def _replies_round_trip(url: str) -> None:

@@ -22,7 +22,11 @@ GIFT_CARDS = {
     "id": "gift-cards",
     "title": "Brightwave gift cards",
     "answer": "Gift cards (v1): buy them in any Brightwave store, from 10 to 200 euros.",
-    "questions": ["Do you sell gift cards?", "can I buy a Brightwave gift card for someone", "where do I get a gift voucher"],
+    "questions": [
+        "Do you sell gift cards?",
+        "can I buy a Brightwave gift card for someone",
+        "where do I get a gift voucher",
+    ],
     "tags": ["stores"],
     "team": "support",
 }
@@ -131,13 +135,28 @@ async def test_escalations_reach_the_inbox_but_clicks_do_not(stack: Stack, edito
 @pytest.mark.parametrize(
     ("upload", "message"),
     [
-        ({"format": "csv", "content": "id,title,answer,questions\nnew-one,New one,ok,q\nstore-locations,Stores,,q\n"},
-         "row 3 (store-locations): answer is empty"),
-        ({"format": "csv", "content": "id,title,answer,questions\nnew-one,Brightwave gift cards,ok,q\nnew-two,brightwave GIFT cards,ok,q\n"},
-         "row 3 (new-two): duplicate title"),
+        (
+            {
+                "format": "csv",
+                "content": "id,title,answer,questions\nnew-one,New one,ok,q\nstore-locations,Stores,,q\n",
+            },
+            "row 3 (store-locations): answer is empty",
+        ),
+        (
+            {
+                "format": "csv",
+                "content": "id,title,answer,questions\nnew-one,Brightwave gift cards,ok,q\nnew-two,brightwave GIFT cards,ok,q\n",
+            },
+            "row 3 (new-two): duplicate title",
+        ),
         ({"format": "csv", "content": "id,name,answer,questions\nx,X,ok,q\n"}, "row 1 (header)"),
-        ({"format": "yaml", "content": "articles:\n- {id: bad-import-probe, title: reset your ACCOUNT password, answer: x, questions: [q]}\n"},
-         "already has the title"),
+        (
+            {
+                "format": "yaml",
+                "content": "articles:\n- {id: bad-import-probe, title: reset your ACCOUNT password, answer: x, questions: [q]}\n",
+            },
+            "already has the title",
+        ),
     ],
 )
 async def test_a_bad_import_changes_nothing(stack: Stack, editor: Editor, upload: dict[str, str], message: str) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from common.errors import ImportFailed
+from common.settings import Settings
 from knowledge import importers
 from knowledge.articles import KnowledgeBase, load_kb
-from knowledge.errors import ImportFailed
 from tests.kb_fixtures import require_dataset
-from warmline.settings import Settings
 
 BITEXT = "bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv"
 HEADER = "id,title,answer,questions,tags,team,always_human\n"
@@ -27,7 +27,10 @@ def test_yaml_and_csv_round_trip_the_demo_kb(demo: KnowledgeBase) -> None:
 
 
 def test_csv_reads_multi_line_questions_and_flags() -> None:
-    text = HEADER + 'refunds,Refunds,"Ask a person.","how do I get a refund\nmoney back please","billing, refunds",billing,yes\n'
+    text = (
+        HEADER
+        + 'refunds,Refunds,"Ask a person.","how do I get a refund\nmoney back please","billing, refunds",billing,yes\n'
+    )
     (article,) = importers.parse_csv(text).articles
     assert article.questions == ("how do I get a refund", "money back please")
     assert article.tags == ("billing", "refunds") and article.team == "billing" and article.always_human
@@ -58,10 +61,14 @@ def test_bad_csv_names_the_row(text: str, message: str) -> None:
     [
         ("articles: [", "not valid YAML"),
         ("- a\n", "expected a mapping with an 'articles' list"),
-        ("articles:\n- {id: a, title: A, answer: ok, questions: [q]}\n- {id: b, title: B, answer: '', questions: [q]}\n",
-         "article 2 (b): answer is empty"),
-        ("articles:\n- {id: a, title: A, answer: ok, questions: [q]}\n- {id: a, title: B, answer: ok, questions: [q]}\n",
-         "article 2: duplicate id 'a'"),
+        (
+            "articles:\n- {id: a, title: A, answer: ok, questions: [q]}\n- {id: b, title: B, answer: '', questions: [q]}\n",
+            "article 2 (b): answer is empty",
+        ),
+        (
+            "articles:\n- {id: a, title: A, answer: ok, questions: [q]}\n- {id: a, title: B, answer: ok, questions: [q]}\n",
+            "article 2: duplicate id 'a'",
+        ),
     ],
 )
 def test_bad_yaml_names_the_article(text: str, message: str) -> None:

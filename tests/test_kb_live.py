@@ -10,10 +10,10 @@ from rasa_sdk import Tracker
 
 from actions.answer import choice_payload, chosen_article, domain_intents
 from actions.kb_service import KBService
+from common.settings import Settings
 from knowledge import store
 from knowledge.articles import Article, load_kb
 from warmline.migrate import upgrade
-from warmline.settings import Settings
 
 GIFT = Article(id="gift-cards", title="Gift cards", answer="In any store.", questions=("do you sell gift cards",))
 
@@ -61,6 +61,12 @@ def test_a_click_picks_the_article_even_when_rasa_does_not_know_its_intent() -> 
     entity = [{"entity": "kb_article", "value": "gift-cards"}]
     assert chosen_article(tracker(payload, "nlu_fallback", entity), by_intent) == GIFT
     assert chosen_article(tracker("kb_gift_cards", "kb_gift_cards"), by_intent) is None  # typed, not clicked
-    assert chosen_article(tracker('/nlu_fallback{"kb_article":"nope"}', "nlu_fallback", [{"entity": "kb_article", "value": "nope"}]), by_intent) is None
+    assert (
+        chosen_article(
+            tracker('/nlu_fallback{"kb_article":"nope"}', "nlu_fallback", [{"entity": "kb_article", "value": "nope"}]),
+            by_intent,
+        )
+        is None
+    )
     assert domain_intents({"intents": ["greet", {"kb_x": {"use_entities": True}}]}) == {"greet", "kb_x"}
     assert domain_intents({}) is None

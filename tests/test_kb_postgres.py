@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import pytest
 
+from common.db import create_engine, session_factory
+from common.settings import Settings, normalize_db_url
 from knowledge import inbox, store
 from knowledge.articles import load_kb
 from knowledge.seed import seed
 from tests.services import create_pg_database, drop_pg_database
-from warmline.db import create_engine, session_factory
 from warmline.migrate import upgrade
-from warmline.settings import Settings, normalize_db_url
 
 pytestmark = pytest.mark.postgres
 

@@ -18,7 +18,11 @@ ARTICLE = {
     "id": "fibre-broadband-cabinet",
     "title": "The green street cabinet",
     "answer": "That green cabinet on your street holds the fibre equipment for your area.",
-    "questions": ["what is the green cabinet on my street", "why is there a green box on the pavement", "street cabinet fibre"],
+    "questions": [
+        "what is the green cabinet on my street",
+        "why is there a green box on the pavement",
+        "street cabinet fibre",
+    ],
 }
 
 

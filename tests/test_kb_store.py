@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.errors import Conflict, InvalidArticle, NotFound
+from common.settings import Settings
 from knowledge import inbox, store
 from knowledge.articles import Article, KnowledgeBase, load_kb
-from knowledge.errors import Conflict, InvalidArticle, NotFound
 from knowledge.seed import seed
-from warmline.settings import Settings
 
 ARTICLE = Article(
     id="pet-policy",
@@ -31,7 +31,9 @@ async def test_seed_publishes_the_demo_yaml_once(sessions: async_sessionmaker[As
         assert await store.revision(s) == len(demo.articles)
 
 
-async def test_edits_are_drafts_until_published_and_bump_the_revision(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_edits_are_drafts_until_published_and_bump_the_revision(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     async with sessions() as s, s.begin():
         await store.create_article(s, ARTICLE, "ed")
     async with sessions() as s:

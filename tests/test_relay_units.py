@@ -1,18 +1,18 @@
 """Pure parts of the relay and the operator glue: payload validation, reply conversion, settings, ports."""
 
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
+from common.settings import Settings, normalize_db_url
 from handoff import events
 from handoff.bot_replies import message_event, split_reply
 from handoff.models import Message
 from knowledge.articles import ArticleError, parse_articles
 from knowledge.export import domain_data, nlu_data, rules_data
 from warmline.processes import Service, StartError, Supervisor
-from warmline.settings import Settings, normalize_db_url
 
 
 def test_user_uttered_validation() -> None:
@@ -45,7 +45,7 @@ def test_rasa_replies_become_socketio_payloads() -> None:
     assert custom == {"custom": {"handoff": {"reason": "x"}}}
 
     stored = Message(id=7, sender="bot", text="Pick one", data=data, client_id=None)
-    stored.created_at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    stored.created_at = datetime(2026, 1, 1, tzinfo=UTC)
     payload = message_event(stored)
     assert payload["text"] == "Pick one" and payload["message_id"] == 7 and payload["quick_replies"][0]["title"] == "A"
     assert payload["ts"] == "2026-01-01T00:00:00+00:00"

@@ -1,4 +1,5 @@
-"""Unit tests of the deflection decision (knowledge/retrieval.py) on a small hand-made KB.
+"""Unit tests of the deflection decision (knowledge/retrieval.py, tuning.py, embeddings.py) on a small hand-made
+KB.
 
 They use a tiny deterministic hashing "embedder" instead of the real sentence model, so they run in seconds and
 need neither torch nor a server; the real model is exercised by bench/clinc150.py.
@@ -15,16 +16,9 @@ import numpy as np
 import pytest
 
 from knowledge.articles import Article, KnowledgeBase
-from knowledge.retrieval import (
-    Decision,
-    Retriever,
-    Scored,
-    SentenceEmbedder,
-    Thresholds,
-    decide_from_ranking,
-    tune_thresholds,
-    tune_thresholds_from_rankings,
-)
+from knowledge.embeddings import SentenceEmbedder
+from knowledge.retrieval import Decision, Retriever, Scored, Thresholds, decide_from_ranking
+from knowledge.tuning import tune_thresholds, tune_thresholds_from_rankings
 
 DIM = 256
 
@@ -245,7 +239,9 @@ def test_tune_thresholds_end_to_end(retriever: Retriever) -> None:
     assert 0.0 <= th.choices <= th.answer <= 1.0 + 1e-6
     assert th == tune_thresholds(retriever, val_in, val_oos)
     decisions = [retriever.decide(t, th) for t, _ in val_in]
-    answered = sum(d.kind == "answer" and d.candidates[0].article_id == g for d, (_, g) in zip(decisions, val_in))
+    answered = sum(
+        d.kind == "answer" and d.candidates[0].article_id == g for d, (_, g) in zip(decisions, val_in, strict=True)
+    )
     escalated = sum(retriever.decide(t, th).kind == "escalate" for t in val_oos)
     assert answered + escalated >= 5  # at least as good as always answering (4/7) or always escalating (3/7)
 

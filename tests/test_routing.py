@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pydantic
 import pytest
@@ -15,10 +15,16 @@ from handoff.routing import AgentLoad, TeamInfo
 from handoff.throttle import Throttle
 from knowledge.articles import KnowledgeBase
 
-TEAMS = [TeamInfo("support", is_default=True), TeamInfo("billing"), TeamInfo("night", hours={"tz": "UTC", "start": "22:00", "end": "06:00"})]
+TEAMS = [
+    TeamInfo("support", is_default=True),
+    TeamInfo("billing"),
+    TeamInfo("night", hours={"tz": "UTC", "start": "22:00", "end": "06:00"}),
+]
 
 
-def agent(agent_id: int, presence: str = "online", capacity: int = 2, active: int = 0, teams: tuple[str, ...] = ()) -> AgentLoad:
+def agent(
+    agent_id: int, presence: str = "online", capacity: int = 2, active: int = 0, teams: tuple[str, ...] = ()
+) -> AgentLoad:
     return AgentLoad(agent_id, presence, capacity, active, frozenset(teams))
 
 
@@ -57,19 +63,19 @@ def test_offers_fill_free_slots_oldest_first_and_the_rest_wait() -> None:
 
 
 def test_business_hours_including_overnight_and_days() -> None:
-    weekday_noon = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)  # a Wednesday
+    weekday_noon = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # a Wednesday
     office = {"tz": "Europe/Paris", "days": [0, 1, 2, 3, 4], "start": "09:00", "end": "17:00"}
     assert routing.is_open(office, weekday_noon)
-    assert not routing.is_open(office, datetime(2026, 11, 25, 17, 30, tzinfo=timezone.utc))  # 18:30 in Paris
-    assert not routing.is_open(office, datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc))  # Saturday
+    assert not routing.is_open(office, datetime(2026, 11, 25, 17, 30, tzinfo=UTC))  # 18:30 in Paris
+    assert not routing.is_open(office, datetime(2026, 11, 28, 12, 0, tzinfo=UTC))  # Saturday
     night = {"tz": "UTC", "start": "22:00", "end": "06:00"}
-    assert routing.is_open(night, datetime(2026, 11, 25, 23, 0, tzinfo=timezone.utc))
+    assert routing.is_open(night, datetime(2026, 11, 25, 23, 0, tzinfo=UTC))
     assert not routing.is_open(night, weekday_noon)
     assert routing.is_open(None, weekday_noon) and routing.is_open({"tz": "Not/AZone"}, weekday_noon)
 
 
 def test_availability_says_closed_or_nobody_online() -> None:
-    noon = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    noon = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     assert routing.availability(TEAMS[2], [agent(1)], noon).status == "closed"
     assert routing.availability(TEAMS[0], [agent(1, presence="away")], noon).status == "no_agents"
     assert routing.availability(TEAMS[0], [agent(1)], noon).status == "open"
@@ -119,7 +125,7 @@ def test_console_kb_search_ranks_by_title_and_questions(demo_kb: KnowledgeBase) 
 
 
 def test_handle_time_report_separates_segments_after_a_transfer() -> None:
-    t0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
     def seg(ticket: int, agent: str, start_min: int, end_min: int) -> Segment:
         return Segment(ticket, agent, t0.replace(minute=start_min), t0.replace(minute=end_min))
@@ -137,10 +143,26 @@ def test_console_event_payloads_validate() -> None:
     """Every payload the console's handlers emit is a model; these are the shapes the browser code relies on."""
     assert events.QueueStatus(ticket_id=1, team="support", position=2).model_dump()["availability"] == "open"
     assert events.TypingOut(sender="agent", name="Ada", typing=True).model_dump()["ticket_id"] is None
-    assert events.ReadOut(reader="customer", message_id=3).model_dump() == {"ticket_id": None, "reader": "customer", "message_id": 3}
-    out = events.TransferOut(ticket_id=1, conversation_id="c", from_agent="Ada", to_agent_id=2, to_agent="Bob", note="n")
-    assert set(out.model_dump()) == {"ticket_id", "conversation_id", "from_agent", "to_agent", "to_agent_id", "to_team", "note"}
-    assert events.EmailRequest(ticket_id=1, reason="closed", opens_at="09:00-17:00 UTC").model_dump()["reason"] == "closed"
+    assert events.ReadOut(reader="customer", message_id=3).model_dump() == {
+        "ticket_id": None,
+        "reader": "customer",
+        "message_id": 3,
+    }
+    out = events.TransferOut(
+        ticket_id=1, conversation_id="c", from_agent="Ada", to_agent_id=2, to_agent="Bob", note="n"
+    )
+    assert set(out.model_dump()) == {
+        "ticket_id",
+        "conversation_id",
+        "from_agent",
+        "to_agent",
+        "to_agent_id",
+        "to_team",
+        "note",
+    }
+    assert (
+        events.EmailRequest(ticket_id=1, reason="closed", opens_at="09:00-17:00 UTC").model_dump()["reason"] == "closed"
+    )
     for bad in ({"ticket_id": 1, "note": "  ", "to_team": "x"}, {"ticket_id": 1, "note": "x" * 2001, "to_team": "x"}):
         with pytest.raises(pydantic.ValidationError):
             events.TransferIn.model_validate(bad)

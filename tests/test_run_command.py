@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import ROOT, Settings
 from tests.stack import free_port
-from warmline.settings import ROOT, Settings
 from warmline.training import ensure_model
 
 

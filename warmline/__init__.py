@@ -1,1 +1,2 @@
-"""Warmline: operator-facing glue (settings, database, command line) shared by the relay, the actions and the KB."""
+"""Operator glue, the top floor: the `warmline` command line, process supervision, migrations and training. It may
+import every package below it; nothing imports it."""

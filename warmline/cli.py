@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from warmline.settings import Settings
+from common.settings import Settings
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
-    from handoff.errors import RelayError
+    from common.errors import RelayError
     from knowledge.cli_io import import_file
 
     try:
@@ -60,8 +60,8 @@ def cmd_agent_create(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
     import getpass
 
+    from common.db import create_engine, session_factory
     from handoff.auth import create_agent
-    from warmline.db import create_engine, session_factory
 
     password = args.password or os.environ.get("WARMLINE_AGENT_PASSWORD") or getpass.getpass("Password: ")
 
@@ -99,7 +99,7 @@ def cmd_actions(settings: Settings, _args: argparse.Namespace) -> int:
     # One process: the live KB index is built once, here, not again in a spawned worker.
     app = create_app(executor, cors_origins=None)
     from actions.kb_service import live_kb
-    from warmline.long_lived import freeze_startup_objects
+    from common.long_lived import freeze_startup_objects
 
     # The live KB is read from the database and indexed before the server answers, then kept fresh.
     app.register_listener(live_kb.start, "before_server_start")
@@ -132,11 +132,10 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"\nWarmline is ready. Chat with the bot at {settings.relay_url}/\nPress Ctrl-C to stop.", flush=True)
         if admin_note:
             print(admin_note, flush=True)
-        while (exited := supervisor.first_exited()) is None:
-            time.sleep(0.5)
-        service, code, log = exited
-        print(f"{service.name} stopped unexpectedly (exit {code}); see {log}. Stopping Warmline.", file=sys.stderr)
-        return 1
+        # A service that exits is restarted with backoff (warmline/processes.py); the others keep running, so live
+        # human chats survive a dead Rasa. Only Ctrl-C or SIGTERM ends this.
+        supervisor.supervise()
+        return 0
     except KeyboardInterrupt:
         print("\nStopping Warmline...", flush=True)
         return 0
@@ -191,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train = sub.add_parser("train", help="train the bot's model if the KB or bot files changed")
     train.add_argument("--force", action="store_true", help="train even if an up-to-date model exists")
-    train.add_argument("--load", action="store_true", help="then hot-load it into the running Rasa (editors' new intents)")
+    train.add_argument(
+        "--load", action="store_true", help="then hot-load it into the running Rasa (editors' new intents)"
+    )
     train.set_defaults(func=cmd_train)
     db = sub.add_parser("db", help="database tasks").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="create the database or apply pending migrations").set_defaults(func=cmd_db_upgrade)

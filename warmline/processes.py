@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warmline.settings import ROOT, Settings
+from common.settings import ROOT, Settings
 from warmline.training import rasa_env
 
 
@@ -56,11 +56,20 @@ def services(settings: Settings, model: Path, extra_env: Mapping[str, str] | Non
         Service(
             name="rasa",
             argv=[
-                str(settings.rasa_python), "-m", "rasa", "run",
-                "--model", str(model),
-                "--interface", settings.host, "--port", str(settings.rasa_port),
-                "--credentials", str(ROOT / "credentials.yml"),
-                "--endpoints", str(ROOT / "endpoints.yml"),
+                str(settings.rasa_python),
+                "-m",
+                "rasa",
+                "run",
+                "--model",
+                str(model),
+                "--interface",
+                settings.host,
+                "--port",
+                str(settings.rasa_port),
+                "--credentials",
+                str(ROOT / "credentials.yml"),
+                "--endpoints",
+                str(ROOT / "endpoints.yml"),
                 "--enable-api",
             ],  # fmt: skip
             port=settings.rasa_port,
@@ -115,7 +124,9 @@ class Supervisor:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.3)
-        raise StartError(f"{service.name} did not answer {service.health_url} within {service.ready_timeout_s:.0f} s.\n{_tail(log)}")
+        raise StartError(
+            f"{service.name} did not answer {service.health_url} within {service.ready_timeout_s:.0f} s.\n{_tail(log)}"
+        )
 
     def first_exited(self) -> tuple[Service, int, Path] | None:
         for service, proc, log in self.running:

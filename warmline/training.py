@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from common.settings import ROOT, Settings
 from knowledge.articles import KnowledgeBase, load_kb
 from knowledge.export import domain_data, nlu_data, rules_data
-from warmline.settings import ROOT, Settings
 
 # Everything that changes what Rasa learns. The KB's generated training data is hashed too (``fingerprint``).
 PROJECT_INPUTS = ("config.yml", "bot/domain.yml", "data", "knowledge/export.py", "requirements/rasa.lock")

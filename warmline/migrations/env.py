@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 import handoff.models  # noqa: F401  (registers tables on Base.metadata)
 import knowledge.models  # noqa: F401  (the KB tables)
-from warmline.db import Base, create_engine
+from common.db import Base, create_engine
 
 config = context.config
 target_metadata = Base.metadata

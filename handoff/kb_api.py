@@ -2,8 +2,8 @@
 
 Every route needs a bearer token from ``POST /api/agent/login`` whose agent has the role ``editor`` or ``admin``.
 Handlers parse the body with its pydantic model, call ``knowledge.store`` / ``knowledge.inbox`` inside one
-transaction and answer JSON; any error of the relay's tree (``handoff.errors``, which
-``knowledge.errors`` joins; a body that does not validate is one) becomes ``{"error": {"code", "message"}}`` with the
+transaction and answer JSON; any error of the relay's tree (``common.errors``, which
+``common.errors`` joins; a body that does not validate is one) becomes ``{"error": {"code", "message"}}`` with the
 error's status, in one place (``handoff.rest.on_error``). A publish needs nothing
 else: the action server sees the new KB revision within a second (actions/kb_service.py). Endpoint table:
 docs/knowledge-base.md.
@@ -20,6 +20,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.db import reading
 from handoff.models import Agent
 from handoff.rest import body, logged_in, query
 from knowledge import importers, inbox, store
@@ -38,7 +39,6 @@ from knowledge.schemas import (
     article_json,
     version_json,
 )
-from warmline.db import reading
 
 EDITOR_ROLES = ("editor", "admin")
 

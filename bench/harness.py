@@ -7,7 +7,7 @@ import json
 import platform
 import statistics
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
 def freeze_client_heap() -> None:
     """Call once the benchmark's clients are connected: the client's own full garbage collections (50-60 ms with
     150 Socket.IO clients) would otherwise be measured as the server's latency. The servers do the same at start
-    (warmline/long_lived.py)."""
+    (common/long_lived.py)."""
     gc.collect()
     gc.freeze()
 
@@ -55,7 +55,7 @@ def write_json(path: str | None, figures: dict[str, Any]) -> None:
     if not path:
         return
     figures = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         **figures,
     }

@@ -93,3 +93,19 @@ class InvalidRating(RelayError):
     status = 400
     code = "invalid_rating"
     message = "That rating could not be stored: rate a closed chat of your own from 1 to 5."
+
+
+# The knowledge base's errors: the editor API answers them like any other REST error.
+class KBError(RelayError):
+    status = 400
+    code = "invalid"
+
+
+class InvalidArticle(KBError):
+    code = "invalid_article"
+
+
+class ImportFailed(KBError):
+    """A bad import file; the message names the row. Nothing was changed."""
+
+    code = "import_failed"
