@@ -15,6 +15,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import feedback
 from actions.kb_service import live_kb
 from actions.unanswered import record_unanswered
 from common.settings import Settings
@@ -138,9 +139,12 @@ class ActionAnswerKB(Action):
                 failed_turns=int(tracker.get_slot("failed_turns") or 0),
                 max_failed_turns=_settings.max_failed_turns,
             )
-        if step.kind == "answer":
-            dispatcher.utter_message(**(reply_for(step) or {}))
-            return [SlotSet("low_confidence_streak", 0)]
+        if step.kind == "answer" and step.article is not None:
+            # Recorded for the reports; with feedback on, the answer carries its yes / no buttons (actions/feedback.py).
+            ask, answer_id = _settings.kb_answer_feedback, feedback.new_answer_id()
+            feedback.record_answer(answer_id, tracker.sender_id, step.article)
+            dispatcher.utter_message(**feedback.answer_reply(step.article, answer_id, ask))
+            return [SlotSet("low_confidence_streak", 0), SlotSet(feedback.PENDING_SLOT, answer_id if ask else None)]
         failed = list(tracker.get_slot("failed_turn_texts") or [])
         if step.kind != "escalate" or step.reason != "always_human":
             failed.append(text)

@@ -40,6 +40,20 @@ class Settings(BaseSettings):
     # How long the relay waits for Rasa before telling the customer the bot is unavailable.
     rasa_timeout_s: float = 10.0
 
+    # Reports and feedback (docs/reports.md).
+    # After each KB answer the bot asks "Did that answer your question?" with yes / no quick replies.
+    kb_answer_feedback: bool = True
+    # A bot-only chat quiet this long (seconds) is asked for a 1-5 rating once, if its page is still open; 0 = off.
+    chat_rating_idle_s: float = 300.0
+    # The "handoff health" panel flags CSAT of escalated (or transferred) chats lower than bot-only by more than
+    # this many percentage points, and handle time after a transfer longer than first segments' by more than this %.
+    reports_csat_margin_pts: float = 10.0
+    reports_handle_margin_pct: float = 20.0
+    # GET /metrics (Prometheus) needs "Authorization: Bearer <token>"; unset, /metrics answers 404.
+    metrics_token: str | None = None
+    # One JSON object per log line (for a log shipper) instead of plain text.
+    json_logs: bool = False
+
     @property
     def db_url(self) -> str:
         if self.database_url:

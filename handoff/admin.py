@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import InvalidPayload, NotFound
-from handoff import reports, rest, teams
+from handoff import rest, teams
 from handoff.auth import ROLES, create_agent, hash_password
 from handoff.models import Agent, CannedResponse, Team
 from handoff.rest import logged_in
@@ -214,15 +214,3 @@ async def delete_canned(request: Request, canned_id: int) -> HTTPResponse:
             raise NotFound("No such canned response.")
         await s.delete(row)
         return response.json({"ok": True})
-
-
-@admin.get("/reports/handle-time")
-async def handle_time_report(request: Request) -> HTTPResponse:
-    """Handle time per agent over the last ``days`` (default 30), including after transfers."""
-    try:
-        days = max(1, min(365, int(request.args.get("days", "30"))))
-    except ValueError as exc:
-        raise InvalidPayload("days must be a number") from exc
-    async with request.app.ctx.sessions() as s:
-        await _admin(request, s)
-        return response.json({"days": days, **reports.summarize(await reports.load(s, days))})

@@ -194,7 +194,7 @@ class ChatRating(Base):
 
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
     asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    asked_because: Mapped[str] = mapped_column(String(16))  # ended | idle
+    asked_because: Mapped[str] = mapped_column(String(16))  # ended | idle | customer (rated unasked)
     score: Mapped[int | None] = mapped_column(Integer, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

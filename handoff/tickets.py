@@ -191,10 +191,17 @@ def _seconds(start: datetime, end: datetime) -> float:
 
 
 async def rate(s: AsyncSession, ticket_id: int, conversation_id: str, score: int, comment: str | None) -> bool:
-    """Store the customer's rating of a resolved ticket of their own conversation; rating again replaces it."""
+    """Store the customer's rating of a resolved ticket of their own conversation, once: a second rating is refused
+    (False) and the first one stands, so a resent or repeated rating cannot change what the reports count
+    (docs/reports.md)."""
     result = await s.execute(
         update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.conversation_id == conversation_id, Ticket.status == "resolved")
+        .where(
+            Ticket.id == ticket_id,
+            Ticket.conversation_id == conversation_id,
+            Ticket.status == "resolved",
+            Ticket.rating.is_(None),
+        )
         .values(rating=score, rating_comment=comment)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
