@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 CONSOLE = Path(__file__).resolve().parent.parent / "console"
 STATIC = CONSOLE / "static"
 SOCKET_IO_CLIENT = CONSOLE / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+# The embeddable widget (console/widget, built output committed). Its versioned URL never changes content, so it is
+# cached for a year; the unversioned alias follows new releases within minutes.
+WIDGET = CONSOLE / "widget" / "dist" / "warmline.js"
+WIDGET_VERSION = json.loads((CONSOLE / "package.json").read_text())["version"]
+WIDGET_MIME = "application/javascript; charset=utf-8"
 # Large enough for any legal chat message in any encoding; the handlers give the precise, friendly limit.
 MAX_PACKET_BYTES = 256 * 1024
 
@@ -80,7 +86,9 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
     app.blueprint(api)
     app.blueprint(kb_api)  # the KB editor (handoff/kb_api.py)
     app.blueprint(admin)
-    app.add_route(chat_page, "/", methods=["GET"])
+    app.add_route(demo_page, "/", methods=["GET"])
+    app.add_route(widget_versioned, "/widget/<version:str>/warmline.js", methods=["GET"])
+    app.add_route(widget_alias, "/widget/warmline.js", methods=["GET"])
     app.add_route(agent_page, "/agent", methods=["GET"])
     app.add_route(editor_page, "/editor", methods=["GET"])
     app.add_route(health, "/health", methods=["GET"])
@@ -89,8 +97,21 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
     return app
 
 
-async def chat_page(_: Request) -> HTTPResponse:
-    return await response.file(STATIC / "chat.html", mime_type="text/html; charset=utf-8")
+async def demo_page(_: Request) -> HTTPResponse:
+    """A demo website that embeds the widget with its snippet, as any site would."""
+    return await response.file(STATIC / "demo.html", mime_type="text/html; charset=utf-8")
+
+
+async def widget_versioned(_: Request, version: str) -> HTTPResponse:
+    if version != WIDGET_VERSION:
+        return response.text(f"no widget version {version}; this relay serves {WIDGET_VERSION}", status=404)
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "Access-Control-Allow-Origin": "*"}
+    return await response.file(WIDGET, mime_type=WIDGET_MIME, headers=headers)
+
+
+async def widget_alias(_: Request) -> HTTPResponse:
+    headers = {"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"}
+    return await response.file(WIDGET, mime_type=WIDGET_MIME, headers=headers)
 
 
 async def agent_page(_: Request) -> HTTPResponse:

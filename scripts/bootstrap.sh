@@ -37,6 +37,18 @@ if [ "$(cat console/node_modules/.warmline-stamp 2>/dev/null)" != "$want" ]; the
   echo "$want" > console/node_modules/.warmline-stamp
 fi
 
+# --- Test-only browser packages (widget tests): rasa-webchat and axe-core from tests/web/package-lock.json.
+# Only their files are used (served to or injected into the test pages): no install scripts run.
+if [ "${1:-}" = "--test" ]; then
+  want=$(fingerprint tests/web/package.json tests/web/package-lock.json)
+  if [ "$(cat tests/web/node_modules/.warmline-stamp 2>/dev/null)" != "$want" ]; then
+    echo "==> Installing the test-only browser packages (npm ci in tests/web)"
+    (cd tests/web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$want" > tests/web/node_modules/.warmline-stamp
+  fi
+fi
+# --- end of the test-only browser packages
+
 if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
   echo "==> Installing Debian's Chromium for the browser tests"
   if [ "$(id -u)" = 0 ]; then

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.stack import Stack, free_port, settings_env
+from warmline.processes import services
+
+# Test-only npm packages (rasa-webchat, axe-core): tests/web/package.json, installed by bootstrap.sh --test.
+WEB_PACKAGES = Path(__file__).resolve().parent / "web" / "node_modules"
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,3 +46,55 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+def npm_file(relative: str) -> Path:
+    """A file of a test-only npm package; a missing install fails in CI and skips elsewhere."""
+    path = WEB_PACKAGES / relative
+    if not path.exists():
+        reason = f"{path} is missing: run scripts/bootstrap.sh --test (npm ci in tests/web)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # no access log on the test output
+        pass
+
+
+@contextmanager
+def static_site(directory: Path) -> Iterator[str]:
+    """A plain static web server on its own port: "another website" for the widget tests (another origin than the
+    relay). Returns its origin, e.g. http://127.0.0.1:40123."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def relay_for_origins(stack: Stack, origins: list[str], extra_env: dict[str, str] | None = None) -> str:
+    """One more relay process on the stack's database and Rasa, allowing sockets from ``origins`` only
+    (WARMLINE_ALLOWED_ORIGINS), so a page on another port is a real cross-origin embed. Returns its URL."""
+    settings = stack.settings.model_copy(update={"relay_port": free_port()})
+    env = {**settings_env(settings), "WARMLINE_ALLOWED_ORIGINS": ",".join(origins), **(extra_env or {})}
+    relay = next(s for s in services(settings, stack.model, env) if s.name == "relay")
+    stack.supervisor.start(relay)
+    return settings.relay_url
+
+
+async def open_chat(page: Page, url: str) -> None:
+    """Go to a page that embeds the widget, open it from its launcher (unless it remembers being open) and wait
+    until it is online. Playwright's CSS selectors reach into the widget's open shadow root."""
+    await page.goto(url)
+    launcher = page.locator("#warmline-widget #launcher")
+    await expect(launcher).to_be_visible()
+    if await launcher.get_attribute("aria-expanded") != "true":
+        await launcher.click()
+    await expect(page.locator("#warmline-widget #status")).to_have_text("Online")

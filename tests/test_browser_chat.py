@@ -13,7 +13,7 @@ from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from handoff.models import Ticket
 from knowledge.articles import KnowledgeBase
-from tests.browser import chromium
+from tests.browser import chromium, open_chat
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -33,8 +33,7 @@ async def test_customer_chats_with_the_bot_in_chromium(stack: Stack, demo_kb: Kn
         page = await browser.new_page()
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        await page.goto(stack.relay_url + "/")
-        await expect(page.locator("#status")).to_have_text("Online")
+        await open_chat(page, stack.relay_url + "/")
         await send(page, "hello")
         await expect(page.locator(".msg--bot").last).to_contain_text("Brightwave assistant")
         await send(page, "how can I reset my password?")
@@ -66,8 +65,7 @@ async def test_handoff_in_two_browsers(stack: Stack, test_output: Path) -> None:
         await agent.click("#login-form button[type=submit]")
         await expect(agent.locator("#conn")).to_have_text("online")
 
-        await customer.goto(stack.relay_url + "/")
-        await expect(customer.locator("#status")).to_have_text("Online")
+        await open_chat(customer, stack.relay_url + "/")
         await send(customer, "my router lights are all blinking red")
         await expect(customer.locator(".msg--bot").last).to_be_visible()
         await send(customer, "talk to a person please")

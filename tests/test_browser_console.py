@@ -14,7 +14,7 @@ from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from handoff.models import Agent, CannedResponse, Conversation, Ticket
 from knowledge.articles import KnowledgeBase
-from tests.browser import chromium
+from tests.browser import chromium, open_chat
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -46,8 +46,7 @@ async def test_nobody_online_the_customer_leaves_an_email(stack: Stack, test_out
     await engine.dispose()
     async with chromium() as browser:
         customer = await (await browser.new_context()).new_page()
-        await customer.goto(stack.relay_url + "/")
-        await expect(customer.locator("#status")).to_have_text("Online")
+        await open_chat(customer, stack.relay_url + "/")
         await send(customer, "talk to a person please")
         await expect(customer.locator("#queue-status")).to_have_text("No one is online right now.")
         await expect(customer.locator(".msg--system").filter(has_text="Leave your email")).to_have_count(1)
@@ -92,8 +91,7 @@ async def test_console_escalation_transfer_and_rating(stack: Stack, demo_kb: Kno
         hal_page = await console(browser, stack.relay_url, "hal", dialogs)
         customer = await (await browser.new_context()).new_page()
         customer.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        await customer.goto(stack.relay_url + "/")
-        await expect(customer.locator("#status")).to_have_text("Online")
+        await open_chat(customer, stack.relay_url + "/")
 
         # Escalation: the customer sees their place and wait; Gina (least loaded, lowest id) gets the offer.
         await send(customer, "talk to a person please")
