@@ -98,3 +98,13 @@ async def open_chat(page: Page, url: str) -> None:
     if await launcher.get_attribute("aria-expanded") != "true":
         await launcher.click()
     await expect(page.locator("#warmline-widget #status")).to_have_text("Online")
+
+
+async def serious_axe_violations(page: Page, context: str = "document") -> list[tuple[str, str, int]]:
+    """axe-core (npm, injected into the page) over ``context`` (a JS expression: the document, or an axe context
+    object); returns the serious and critical violations as (rule, impact, nodes), after printing all of them."""
+    await page.add_script_tag(path=str(npm_file("axe-core/axe.min.js")))
+    result = await page.evaluate(f"axe.run({context}, {{ resultTypes: ['violations'] }})")
+    found = [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"]]
+    print("axe-core violations (rule, impact, nodes):", found)
+    return [v for v in found if v[1] in ("serious", "critical")]

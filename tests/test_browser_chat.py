@@ -13,7 +13,7 @@ from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from handoff.models import Ticket
 from knowledge.articles import KnowledgeBase
-from tests.browser import chromium, open_chat
+from tests.browser import chromium, open_chat, serious_axe_violations
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -44,6 +44,7 @@ async def test_customer_chats_with_the_bot_in_chromium(stack: Stack, demo_kb: Kn
         await expect(page.locator(".msg--customer .msg__text").last).to_have_text(XSS)
         assert await page.locator(".messages img").count() == 0 and dialogs == []
         await page.screenshot(path=str(test_output / "chat.png"), full_page=True)
+        assert await serious_axe_violations(page) == []  # the demo site with the widget open, whole page
 
         await page.reload()  # the conversation survives a reload, shown once
         await expect(page.locator(".msg--bot .msg__text").filter(has_text=shown)).to_have_count(1)
