@@ -44,6 +44,20 @@ HOSTILE = """<style>
 <script>window.io = function () { throw new Error("the host page's own io"); };</script>"""
 
 
+BLOCKED_WEBSOCKET = """window.WebSocket = class {
+  constructor(url) {
+    this.url = url; this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 3;
+      if (this.onerror) this.onerror(new Event("error"));
+      if (this.onclose) this.onclose({ code: 1006, reason: "", wasClean: false });
+    }, 20);
+  }
+  send() {}
+  close() {}
+};"""
+
+
 def site_page(relay: str, title: str, attributes: dict[str, str], head: str = "") -> str:
     attrs = " ".join(f'{k}="{v}"' for k, v in attributes.items())
     return f"""<!doctype html>
@@ -345,3 +359,20 @@ async def test_widget_identity(stack: Stack, tmp_path: Path, signature: str, cod
                 await expect(error).to_be_visible()
             assert any(code in line for line in logs if line.startswith("error")), logs
             assert await page.locator("#warmline-widget .msg--bot .msg__text").count() == 0  # the bot never answered
+
+
+async def test_widget_falls_back_to_long_polling(stack: Stack, tmp_path: Path) -> None:
+    """Where WebSockets are blocked (a proxy that refuses the upgrade), the widget chats over Engine.IO long-polling
+    instead. The page's WebSocket fails the way a blocked one does: an error, then close code 1006."""
+    with static_site(tmp_path) as site:
+        relay = relay_for_origins(stack, [site])
+        (tmp_path / "index.html").write_text(site_page(relay, "No WebSockets here", {}))
+        async with chromium() as browser:
+            page = await browser.new_page()
+            await page.add_init_script(BLOCKED_WEBSOCKET)
+            polls: list[str] = []
+            page.on("request", lambda r: polls.append(r.method) if "transport=polling" in r.url else None)
+            await open_chat(page, site + "/index.html")
+            await send(page, "hello")
+            await expect(page.locator("#warmline-widget .msg--bot .msg__text").last).to_contain_text("Brightwave")
+            assert "POST" in polls and "GET" in polls  # up and down by polling
