@@ -287,14 +287,19 @@ async def widget_walkthrough(browser: Browser, site: str, agent: AgentClient, an
     assert errors == [] and [line for line in logs if line.startswith("error")] == []
 
 
-async def test_widget_at_phone_width(stack: Stack, test_output: Path, tmp_path: Path) -> None:
+async def test_widget_at_phone_width_in_german(stack: Stack, test_output: Path, tmp_path: Path) -> None:
     with static_site(tmp_path) as site:
         relay = relay_for_origins(stack, [site])
-        (tmp_path / "index.html").write_text(site_page(relay, "Acme on a phone", {"data-title": "Acme help"}))
+        attributes = {"data-title": "Acme Hilfe", "data-locale": "de"}
+        (tmp_path / "index.html").write_text(site_page(relay, "Acme on a phone", attributes))
         async with chromium() as browser:
             context = await browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
             page = await context.new_page()
+            await page.goto(site + "/index.html")
+            await expect(page.locator("#warmline-widget #launcher")).to_have_attribute("aria-label", "Chat öffnen")
             await open_chat(page, site + "/index.html")
+            await expect(page.locator("#warmline-widget #text")).to_have_attribute("placeholder", "Ihre Frage…")
+            await expect(page.locator("#warmline-widget .msg--greeting")).to_have_text("Hallo! Fragen Sie uns einfach.")
             panel = await page.locator("#warmline-widget #panel").bounding_box()
             assert panel is not None and panel["width"] == 375 and panel["height"] == 667
             await send(page, "hello")
