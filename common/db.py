@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -229,10 +230,24 @@ def _sqlite_connect_on_loop(dbapi_conn: sqlite3.Connection, record: object) -> N
 
 
 def _first_column(result: sqlalchemy.Result[Any]) -> list[Any]:
-    return list(result.scalars()) if result.returns_rows else []
+    # A statement without RETURNING gives a cursor result with no rows to read.
+    if isinstance(result, sqlalchemy.CursorResult) and not result.returns_rows:
+        return []
+    return list(result.scalars())
 
 
 def _is_busy(exc: OperationalError) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED, extended codes included: another connection holds the lock."""
     code = getattr(exc.orig, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def run_blocking(work: Callable[[], Awaitable[T]]) -> T:
+    """Run async database work to completion from synchronous code (the CLI, the trainer, migrations), on an event
+    loop of its own in a thread of its own: that works the same whether or not the caller is inside a loop."""
+
+    async def run() -> T:
+        return await work()
+
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, run()).result()

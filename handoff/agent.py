@@ -13,39 +13,34 @@ from typing import Any
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.errors import (
-    BotUnavailable,
-    NotYourTicket,
-    TicketUnavailable,
-)
+from common.errors import NotYourTicket, TicketUnavailable
 from handoff import events, queues, store, teams, tickets
 from handoff.auth import agent_for_token
-from handoff.bot_client import BotClient
-from handoff.bot_replies import message_event
-from handoff.guard import guard, parse
+from handoff.bot_client import Bot
+from handoff.bot_replies import bot_uttered, history_message
+from handoff.conversation import AGENTS_ROOM, agent_room, chat_room, team_room
+from handoff.guard import Handler, parse, register
+from handoff.handback import resume_bot
 from handoff.models import Agent, Conversation, Ticket
-from handoff.views import history_message, summary
-
-__all__ = ["AgentSide", "conversation_room", "history_message", "resume_bot", "summary", "parse"]
+from handoff.outbox import Outbox
+from handoff.views import summary
 
 log = logging.getLogger(__name__)
 
 NS = events.AGENT_NAMESPACE
 
 
-def conversation_room(conversation_id: str) -> str:
-    return f"conversation:{conversation_id}"
-
-
 class AgentSide:
     def __init__(
         self,
         sio: socketio.AsyncServer,
+        outbox: Outbox,
         sessions: async_sessionmaker[AsyncSession],
-        bot: BotClient,
+        bot: Bot,
         dispatcher: queues.Dispatcher,
     ) -> None:
         self.sio = sio
+        self.out = outbox
         self.sessions = sessions
         self.bot = bot
         self.dispatcher = dispatcher
@@ -53,14 +48,14 @@ class AgentSide:
     def register(self) -> None:
         self.sio.on("connect", self.connect, namespace=NS)
         self.sio.on("disconnect", self.disconnect, namespace=NS)
-        for name, handler in (
-            ("sync", self.sync),
+        handlers: list[tuple[events.Event[Any], Handler]] = [
+            (events.SYNC, self.sync),
             (events.ACCEPT, self.accept),
             (events.AGENT_MESSAGE, self.agent_message),
             (events.RESOLVE, self.resolve),
             (events.PRESENCE, self.presence),
-        ):
-            self.sio.on(name, guard(self.sio, NS, name, handler), namespace=NS)
+        ]
+        register(self.sio, self.out, handlers)
 
     async def connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -77,7 +72,7 @@ class AgentSide:
                 {"code": "bad_token", "message": "Please log in again: this login is unknown or has expired."}
             )
         await self.sio.save_session(sid, {"agent_id": agent.id, "name": agent.name, "role": agent.role}, namespace=NS)
-        for room in (events.AGENTS_ROOM, events.agent_room(agent.id), *(events.team_room(t) for t in working)):
+        for room in (AGENTS_ROOM, agent_room(agent.id), *(team_room(t) for t in working)):
             await self.sio.enter_room(sid, room, namespace=NS)
         for team in working:
             self.dispatcher.request(team)
@@ -95,7 +90,7 @@ class AgentSide:
         agent_id = int(session["agent_id"])
         # Other tabs of this agent on this process keep them online. (Across processes this is best effort: a
         # process only knows its own sockets; the agent's next connect or presence change corrects it.)
-        others = [p for p, _ in self.sio.manager.get_participants(NS, events.agent_room(agent_id)) if p != sid]
+        others = [p for p, _ in self.sio.manager.get_participants(NS, agent_room(agent_id)) if p != sid]
         if others:
             return
         async with self.sessions() as s, s.begin():
@@ -128,9 +123,9 @@ class AgentSide:
                 queue.append(summary(ticket, await s.get(Conversation, ticket.conversation_id), position))
             chats = [await self.detail(s, t) for t in await tickets.assigned_to(s, agent_id)]
         for chat in chats:
-            await self.sio.enter_room(sid, conversation_room(chat.ticket.conversation_id), namespace=NS)
+            await self.sio.enter_room(sid, chat_room(chat.ticket.conversation_id), namespace=NS)
         for team in working:  # memberships may have changed since connect (an admin edited them)
-            await self.sio.enter_room(sid, events.team_room(team), namespace=NS)
+            await self.sio.enter_room(sid, team_room(team), namespace=NS)
         return {
             "ok": True,
             "agent": {
@@ -159,17 +154,15 @@ class AgentSide:
             ticket = await tickets.accept(s, ref.ticket_id, agent_id)
             if ticket is None:
                 raise TicketUnavailable()
-            joined = (
-                await s.run_sync(store.add_message, ticket.conversation_id, "system", f"{name} joined the chat.")
-            ).message
+            joined = await s.run_sync(
+                store.add_message, ticket.conversation_id, "system", f"{name} joined the chat."
+            )  # fmt: skip
             detail = await self.detail(s, ticket)
-        room = conversation_room(ticket.conversation_id)
+        room = chat_room(ticket.conversation_id)
         await self.sio.enter_room(sid, room, namespace=NS)
-        await self.sio.emit(events.TICKET_TAKEN, {"ticket_id": ticket.id}, room=events.AGENTS_ROOM, namespace=NS)
-        await self.sio.emit(
-            events.BOT_UTTERED, message_event(joined) | {"agent_name": name}, room=ticket.conversation_id,
-            namespace=events.CUSTOMER_NAMESPACE,
-        )  # fmt: skip
+        await self.out.emit(events.TICKET_TAKEN, events.TicketId(ticket_id=ticket.id), to=AGENTS_ROOM)
+        for event in bot_uttered(joined.message, agent_name=name):
+            await self.out.emit(events.BOT_UTTERED, event, to=room)
         self.dispatcher.request(queues.ticket_team(ticket))  # everyone behind moves up
         return {"ok": True, "ticket": detail.model_dump()}
 
@@ -181,13 +174,9 @@ class AgentSide:
             if ticket is None or ticket.agent_id != agent_id or ticket.status != "assigned":
                 raise NotYourTicket()
             stored = await s.run_sync(
-                store.add_message,
-                ticket.conversation_id,
-                "agent",
-                says.text,
-                client_id=says.client_id,
+                store.add_message, ticket.conversation_id, "agent", says.text, client_id=says.client_id,
                 data={"agent_name": name},
-            )
+            )  # fmt: skip
         ack = {
             "ok": True,
             "message_id": stored.message.id,
@@ -195,19 +184,14 @@ class AgentSide:
             "duplicate": not stored.created,
         }
         if stored.created:
-            event = message_event(stored.message)
-            await self.sio.emit(
-                events.BOT_UTTERED, event, room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE
-            )
+            room = chat_room(ticket.conversation_id)
+            for event in bot_uttered(stored.message):
+                await self.out.emit(events.BOT_UTTERED, event, to=room)
             # Sending a message also means "stopped typing", without a second event from the console.
             stop = events.TypingOut(ticket_id=ticket.id, sender="agent", name=name, typing=False)
-            await self.sio.emit(
-                events.TYPING, stop.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE
-            )
+            await self.out.emit(events.TYPING_TO_CUSTOMER, stop, to=room)
             chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
-            await self.sio.emit(
-                events.CHAT_MESSAGE, chat.model_dump(), room=conversation_room(ticket.conversation_id), namespace=NS
-            )
+            await self.out.emit(events.CHAT_MESSAGE, chat, to=room)
         return ack
 
     async def resolve(self, sid: str, data: Any) -> dict[str, Any]:
@@ -217,40 +201,17 @@ class AgentSide:
             ticket = await tickets.resolve(s, ref.ticket_id, agent_id)
             if ticket is None:
                 raise NotYourTicket()
-            closed = (
-                await s.run_sync(
-                    store.add_message,
-                    ticket.conversation_id,
-                    "system",
-                    f"{name} has closed this chat. The assistant is here again if you need anything else.",
-                )  # fmt: skip
-            ).message
-        conversation_id = ticket.conversation_id
-        await resume_bot(self.sessions, self.bot, conversation_id)
-        await self.sio.emit(
-            events.BOT_UTTERED, message_event(closed), room=conversation_id, namespace=events.CUSTOMER_NAMESPACE
-        )
-        await self.sio.emit(
-            events.RATING_REQUEST,
-            {"ticket_id": ticket.id, "question": "How would you rate the help you got?", "scale": [1, 2, 3, 4, 5]},
-            room=conversation_id, namespace=events.CUSTOMER_NAMESPACE,
-        )  # fmt: skip
-        await self.sio.emit(
-            events.TICKET_RESOLVED, {"ticket_id": ticket.id}, room=conversation_room(conversation_id), namespace=NS
-        )
-        await self.sio.leave_room(sid, conversation_room(conversation_id), namespace=NS)
+            closed = await s.run_sync(
+                store.add_message, ticket.conversation_id, "system",
+                f"{name} has closed this chat. The assistant is here again if you need anything else.",
+            )  # fmt: skip
+        room = chat_room(ticket.conversation_id)
+        await resume_bot(self.sessions, self.bot, ticket.conversation_id)
+        for event in bot_uttered(closed.message):
+            await self.out.emit(events.BOT_UTTERED, event, to=room)
+        ask = events.RatingRequest(ticket_id=ticket.id)
+        await self.out.emit(events.RATING_REQUEST, ask, to=room)
+        await self.out.emit(events.TICKET_RESOLVED, events.TicketId(ticket_id=ticket.id), to=room)
+        await self.sio.leave_room(sid, room, namespace=NS)
         self.dispatcher.request(queues.ticket_team(ticket))  # a slot came free: offer the next ticket
         return {"ok": True, "ticket_id": ticket.id}
-
-
-async def resume_bot(sessions: async_sessionmaker[AsyncSession], bot: BotClient, conversation_id: str) -> None:
-    """Hand the conversation back to Rasa exactly once; if Rasa is down, the next bot turn retries first."""
-    try:
-        await bot.resume(conversation_id)
-    except BotUnavailable:
-        log.warning("could not resume %s in Rasa yet; will retry before its next bot turn", conversation_id)
-        return
-    async with sessions() as s, s.begin():
-        conversation = await s.get(Conversation, conversation_id)
-        if conversation is not None:
-            conversation.bot_paused = False

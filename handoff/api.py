@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict, Field
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from common.errors import WrongLogin
 from handoff.auth import BadCredentials, login
-from handoff.events import LoginBody
 from handoff.rest import body
 
 api = Blueprint("api", url_prefix="/api")
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=200)
+
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)
 
 
 @api.post("/agent/login")

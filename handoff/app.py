@@ -21,9 +21,12 @@ from handoff.agent import AgentSide
 from handoff.api import api
 from handoff.bot_client import BotClient
 from handoff.console import ConsoleSide
-from handoff.customer import CustomerSide
+from handoff.customer import CustomerSide, SocketSessions
+from handoff.feedback import FeedbackSide
 from handoff.kb_api import kb_api
+from handoff.outbox import Outbox
 from handoff.queues import Dispatcher
+from handoff.reports_api import routes as reports_routes
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +71,15 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         app.ctx.sessions = sessions
         await bot.start()
         app.ctx.writer = HotPathWriter(app.ctx.engine)
-        app.ctx.dispatcher = dispatcher = Dispatcher(sio, sessions)
-        CustomerSide(sio, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars).register()
-        AgentSide(sio, sessions, bot, dispatcher).register()
-        ConsoleSide(sio, sessions, settings, dispatcher).register()
+        outbox = Outbox(sio)
+        app.ctx.dispatcher = dispatcher = Dispatcher(outbox, sessions)
+        sockets = SocketSessions(sio)
+        CustomerSide(
+            sio, outbox, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars, sockets
+        ).register()
+        AgentSide(sio, outbox, sessions, bot, dispatcher).register()
+        ConsoleSide(sio, outbox, sessions, settings, dispatcher).register()
+        FeedbackSide(sio, outbox, sessions, settings).register()  # bot-only chat ratings (handoff/feedback.py)
 
     app.register_listener(freeze_startup_objects, "after_server_start")
 
@@ -86,6 +94,7 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
     app.blueprint(api)
     app.blueprint(kb_api)  # the KB editor (handoff/kb_api.py)
     app.blueprint(admin)
+    app.blueprint(reports_routes)  # /api/reports, /reports, /metrics (handoff/reports_api.py, telemetry.py)
     app.add_route(demo_page, "/", methods=["GET"])
     app.add_route(widget_versioned, "/widget/<version:str>/warmline.js", methods=["GET"])
     app.add_route(widget_alias, "/widget/warmline.js", methods=["GET"])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from common.errors import BotUnavailable
+from handoff.conversation import RESUME_EVENTS
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,14 @@ class BotTurn:
 
     messages: list[dict[str, Any]] = field(default_factory=list)
     parse: dict[str, Any] | None = None
+
+
+class Bot(Protocol):
+    """What the relay needs of the bot (``BotClient`` over HTTP; a scripted fake in the handler tests)."""
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> BotTurn: ...
+
+    async def resume(self, sender: str) -> None: ...
 
 
 class BotClient:
@@ -49,18 +58,13 @@ class BotClient:
         return BotTurn(messages=list(reply.get("messages") or []), parse=reply.get("parse"))
 
     async def resume(self, sender: str) -> None:
-        """Un-pause the conversation in Rasa after the human phase (idempotent: resuming twice is harmless).
-
-        The pause cut Rasa's prediction loop short of ``action_listen``; without one, no rule matches the next
-        message (rules start after ``action_listen``) and Rasa loops on its fallback action.
-        """
+        """Un-pause the conversation in Rasa after the human phase (idempotent: resuming twice is harmless; why
+        these events: ``handoff.conversation.RESUME_EVENTS``)."""
         if self._http is None:
             raise RuntimeError("BotClient.start() was not called")
         url = f"{self._rasa_url}/conversations/{sender}/tracker/events"
         try:
-            async with self._http.post(
-                url, json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}]
-            ) as response:
+            async with self._http.post(url, json=RESUME_EVENTS) as response:
                 if response.status != 200:
                     raise BotUnavailable()
         except (TimeoutError, aiohttp.ClientError) as exc:

@@ -18,12 +18,13 @@ from common.db import reading
 from common.errors import InvalidPayload, NotYourTicket
 from common.settings import Settings
 from handoff import canned, events, kb_search, queues, store, teams, tickets
-from handoff.agent import conversation_room
-from handoff.bot_replies import message_event
-from handoff.guard import guard, parse
+from handoff.bot_replies import bot_uttered, history_message
+from handoff.conversation import agent_room, chat_room, team_room
+from handoff.guard import Handler, parse, register
 from handoff.models import Agent, CannedResponse, Conversation, Message, Team, Ticket
+from handoff.outbox import Outbox
 from handoff.throttle import Throttle
-from handoff.views import history_message, summary
+from handoff.views import summary
 
 NS = events.AGENT_NAMESPACE
 
@@ -32,27 +33,29 @@ class ConsoleSide:
     def __init__(
         self,
         sio: socketio.AsyncServer,
+        outbox: Outbox,
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         dispatcher: queues.Dispatcher,
     ) -> None:
         self.sio = sio
+        self.out = outbox
         self.sessions = sessions
         self.kb = kb_search.KBReader()
         self.dispatcher = dispatcher
         self.typing_throttle = Throttle()
 
     def register(self) -> None:
-        for name, handler in (
+        handlers: list[tuple[events.Event[Any], Handler]] = [
             (events.TRANSFER, self.transfer),
-            (events.TYPING, self.typing),
-            (events.READ, self.read),
+            (events.AGENT_TYPING, self.typing),
+            (events.AGENT_READ, self.read),
             (events.CANNED, self.canned),
             (events.KB_SEARCH, self.kb_search),
             (events.CUSTOMER_RECORD, self.customer_record),
             (events.DIRECTORY, self.directory),
-        ):
-            self.sio.on(name, guard(self.sio, NS, name, handler), namespace=NS)
+        ]
+        register(self.sio, self.out, handlers)
 
     async def _me(self, sid: str) -> tuple[int, str]:
         session = await self.sio.get_session(sid, namespace=NS)
@@ -73,31 +76,19 @@ class ConsoleSide:
         agent_id, name = await self._me(sid)
         async with self.sessions() as s, s.begin():
             moved = await _move(s, req, agent_id, name)
-        room = conversation_room(moved.out.conversation_id)
-        for message, customer_extra in moved.posted:
+        room = chat_room(moved.out.conversation_id)
+        for message, to_customer in moved.posted:
             chat = events.ChatMessage(ticket_id=moved.out.ticket_id, message=history_message(message))
-            await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=room, namespace=NS)
-            if customer_extra is not None:
-                await self.sio.emit(
-                    events.BOT_UTTERED, message_event(message) | customer_extra, room=moved.out.conversation_id,
-                    namespace=events.CUSTOMER_NAMESPACE,
-                )  # fmt: skip
-        await self.sio.emit(events.TICKET_TRANSFERRED, moved.out.model_dump(), room=room, namespace=NS)
+            await self.out.emit(events.CHAT_MESSAGE, chat, to=room)
+            if to_customer is not None:
+                for event in bot_uttered(message, agent_name=to_customer.agent_name):
+                    await self.out.emit(events.BOT_UTTERED, event, to=room)
+        await self.out.emit(events.TICKET_TRANSFERRED, moved.out, to=room)
         await self.sio.leave_room(sid, room, namespace=NS)  # the first agent leaves the conversation
         if moved.out.to_agent_id is not None:
-            await self.sio.emit(
-                events.CHAT_ASSIGNED,
-                moved.out.model_dump(),
-                room=events.agent_room(moved.out.to_agent_id),
-                namespace=NS,
-            )
+            await self.out.emit(events.CHAT_ASSIGNED, moved.out, to=agent_room(moved.out.to_agent_id))
         elif moved.out.to_team is not None:
-            await self.sio.emit(
-                events.TICKET_WAITING,
-                moved.summary.model_dump(),
-                room=events.team_room(moved.out.to_team),
-                namespace=NS,
-            )
+            await self.out.emit(events.TICKET_WAITING, moved.summary, to=team_room(moved.out.to_team))
             self.dispatcher.request(moved.out.to_team)
         self.dispatcher.request(moved.old_team)  # the sender has a free slot now
         return {"ok": True, "transfer": moved.out.model_dump()}
@@ -110,9 +101,7 @@ class ConsoleSide:
         async with reading(self.sessions) as s:
             ticket = await self._my_ticket(s, req.ticket_id, agent_id)
         out = events.TypingOut(ticket_id=ticket.id, sender="agent", name=name, typing=req.typing)
-        await self.sio.emit(
-            events.TYPING, out.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE
-        )
+        await self.out.emit(events.TYPING_TO_CUSTOMER, out, to=chat_room(ticket.conversation_id))
         return {"ok": True}
 
     async def read(self, sid: str, data: Any) -> dict[str, Any]:
@@ -130,12 +119,8 @@ class ConsoleSide:
                 conversation.agent_read_id = req.message_id
         if moved:
             out = events.ReadOut(ticket_id=ticket.id, reader="agent", message_id=req.message_id)
-            await self.sio.emit(
-                events.READ, out.model_dump(), room=ticket.conversation_id, namespace=events.CUSTOMER_NAMESPACE
-            )
-            await self.sio.emit(
-                events.READ, out.model_dump(), room=conversation_room(ticket.conversation_id), namespace=NS
-            )
+            await self.out.emit(events.READ_TO_CUSTOMER, out, to=chat_room(ticket.conversation_id))
+            await self.out.emit(events.READ_TO_AGENT, out, to=chat_room(ticket.conversation_id))
         return {"ok": True}
 
     async def canned(self, sid: str, data: Any) -> dict[str, Any]:
@@ -247,12 +232,19 @@ async def customer_record(s: AsyncSession, conversation: Conversation, limit: in
 
 
 @dataclass(frozen=True)
+class ToCustomer:
+    """A transfer's message is also the customer's (the note is not), shown with this agent's name if any."""
+
+    agent_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Moved:
     out: events.TransferOut
     summary: events.TicketSummary
     old_team: str
-    # (message, extra fields of the customer's event, or None: agents only), in the order they were stored.
-    posted: list[tuple[Message, dict[str, Any] | None]]
+    # (message, how the customer sees it, or None: agents only), in the order they were stored.
+    posted: list[tuple[Message, ToCustomer | None]]
 
 
 async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: str) -> Moved:
@@ -278,13 +270,13 @@ async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: st
     conversation_id = ticket.conversation_id
     handed = {"agent_name": name, "transfer_to": to_name or to_team}
     note = await s.run_sync(store.add_message, conversation_id, "note", req.note, data=handed)
-    posted: list[tuple[Message, dict[str, Any] | None]] = [
+    posted: list[tuple[Message, ToCustomer | None]] = [
         (note.message, None),
-        ((await s.run_sync(store.add_message, conversation_id, "system", told)).message, {}),
+        ((await s.run_sync(store.add_message, conversation_id, "system", told)).message, ToCustomer()),
     ]
     if to_name is not None:
         joined = await s.run_sync(store.add_message, conversation_id, "system", f"{to_name} joined the chat.")
-        posted.append((joined.message, {"agent_name": to_name}))
+        posted.append((joined.message, ToCustomer(agent_name=to_name)))
     out = events.TransferOut(
         ticket_id=ticket.id, conversation_id=conversation_id, from_agent=name, to_agent=to_name,
         to_agent_id=req.to_agent_id, to_team=to_team, note=req.note,

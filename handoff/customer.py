@@ -1,159 +1,139 @@
 """The customer side of the relay: Rasa's socketio protocol on the default namespace, plus the human phase.
 
-Each handler validates its payload, changes state through ``handoff.store`` / ``handoff.tickets``, commits, and
-only then emits. While a ticket is open the bot never sees the customer's messages: they go to the agent.
+Every handler reads top to bottom: validate the payload, change state (``handoff.store`` / ``handoff.tickets``),
+commit, and only then emit through the outbox, naming the recipients (``handoff.conversation``'s rooms). Where a
+message goes is the conversation core's decision: to the bot in the bot phase, to the agent otherwise.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
-import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.db import HotPathWriter, reading
-from common.errors import (
-    BotUnavailable,
-    InvalidPayload,
-    InvalidRating,
-    MessageTooLong,
-    NoSession,
-    WrongSession,
-)
-from handoff import events, queues, store, tickets
-from handoff.agent import conversation_room, resume_bot
-from handoff.bot_client import BotClient, BotTurn
-from handoff.bot_replies import handoff_card_of, message_event, split_reply
-from handoff.guard import guard, parse
+from common.errors import BotUnavailable, InvalidPayload, InvalidRating, MessageTooLong, NoSession, WrongSession
+from handoff import conversation, events, queues, store, tickets
+from handoff.bot_client import Bot, BotTurn
+from handoff.bot_replies import bot_uttered, handoff_card_of, history_message, split_reply
+from handoff.conversation import Route, chat_room
+from handoff.guard import Handler, Registrar, parse, register
+from handoff.handback import resume_bot
 from handoff.models import Conversation, Message
+from handoff.outbox import Outbox
+from handoff.overlap import let_emits_leave, while_storing
 from handoff.throttle import Throttle
-from handoff.views import AGENT_ONLY, history_message, summary
+from handoff.views import AGENT_ONLY, summary
 
-NS = events.CUSTOMER_NAMESPACE
+# What the bot says it cannot: the customer's way to a person while Rasa is down is this quick reply, which the
+# relay itself understands (Rasa cannot read it then).
+HUMAN_PAYLOAD = "/human"
+BOT_DOWN_TEXT = (
+    "Sorry, the assistant is not reachable right now. Your message is saved. Would you like to talk to a person?"
+)
+BOT_DOWN_OFFER = [{"content_type": "text", "title": "Talk to a person", "payload": HUMAN_PAYLOAD}]
 
 
 class CustomerSide:
     def __init__(
         self,
-        sio: socketio.AsyncServer,
+        sio: Registrar,
+        outbox: Outbox,
         sessions: async_sessionmaker[AsyncSession],
         writer: HotPathWriter,
-        bot: BotClient,
+        bot: Bot,
         dispatcher: queues.Dispatcher,
         max_message_chars: int,
+        sockets: SocketSessions,
     ) -> None:
         self.sio = sio
+        self.out = outbox
         self.sessions = sessions
         self.writer = writer
         self.bot = bot
         self.max_message_chars = max_message_chars
         self.dispatcher = dispatcher
+        self.sockets = sockets
         self.typing_throttle = Throttle()
-        self._unused: set[asyncio.Task[Any]] = set()
 
     def register(self) -> None:
-        for name, handler in (
+        handlers: list[tuple[events.Event[Any], Handler]] = [
             (events.SESSION_REQUEST, self.session_request),
             (events.USER_UTTERED, self.user_uttered),
             (events.RATING, self.rating),
-            (events.TYPING, self.typing),
-            (events.READ, self.read),
+            (events.CUSTOMER_TYPING, self.typing),
+            (events.CUSTOMER_READ, self.read),
             (events.LEAVE_EMAIL, self.leave_email),
-        ):
-            self.sio.on(name, guard(self.sio, NS, name, handler), namespace=NS)
-
-    async def _session_id(self, sid: str) -> str:
-        return (await self._socket_session(sid))[0]
-
-    async def _socket_session(self, sid: str) -> tuple[str, dict[str, Any]]:
-        """This connection's conversation id and the customer record remembered at session_request."""
-        socket_session = await self.sio.get_session(sid, namespace=NS)
-        session_id = socket_session.get("session_id") if socket_session else None
-        if session_id is None:
-            raise NoSession()
-        return str(session_id), dict(socket_session.get("customer") or {})
+        ]
+        register(self.sio, self.out, handlers)
 
     async def session_request(self, sid: str, data: Any) -> dict[str, Any]:
-        request: events.SessionRequest = parse(events.SessionRequest, data)
+        request = parse(events.SessionRequest, data)
         session_id = request.session_id or uuid.uuid4().hex
         customer = request.customData.model_dump(exclude_none=True) if request.customData else None
         async with self.sessions() as s, s.begin():
-            conversation = await s.run_sync(store.open_conversation, session_id, customer)
+            chat = await s.run_sync(store.open_conversation, session_id, customer)
             past = [m for m in await store.history(s, session_id) if m.sender not in AGENT_ONLY]
-            status, agent_read_id = conversation.status, conversation.agent_read_id
-            has_email = bool((conversation.customer or {}).get("email"))
-            ticket = await tickets.open_ticket_of(s, session_id) if status == "queued" else None
+            ticket = await tickets.open_ticket_of(s, session_id) if chat.status == "queued" else None
             queued = await queues.status_of(s, ticket) if ticket is not None else None
         # The record travels with each message to Rasa (the handoff card shows it) without a read per message.
-        known = dict(conversation.customer or {})
-        await self.sio.save_session(sid, {"session_id": session_id, "customer": known}, namespace=NS)
-        await self.sio.enter_room(sid, session_id, namespace=NS)
-        # Rasa's channel confirms with the bare id; widgets built for it expect exactly that.
-        await self.sio.emit(events.SESSION_CONFIRM, session_id, to=sid, namespace=NS)
+        await self.sockets.save(sid, session_id, dict(chat.customer or {}))
+        await self.sockets.join(sid, chat_room(session_id))
+        await self.out.emit(events.SESSION_CONFIRM, events.SessionConfirm(session_id), to=sid)
         history = events.HistoryPayload(
-            session_id=session_id, status=status, messages=[history_message(m) for m in past],
-            agent_read_id=agent_read_id,
+            session_id=session_id, status=chat.status, messages=[history_message(m) for m in past],
+            agent_read_id=chat.agent_read_id,
         )  # fmt: skip
-        await self.sio.emit(events.HISTORY, history.model_dump(), to=sid, namespace=NS)
+        await self.out.emit(events.HISTORY, history, to=sid)
         if queued is not None:  # a reload while waiting: show where they stand at once
-            await self.sio.emit(events.QUEUE_POSITION, queued.model_dump(), to=sid, namespace=NS)
-            if queued.availability != "open" and not has_email:  # and offer the email form again
+            await self.out.emit(events.QUEUE_POSITION, queued, to=sid)
+            if queued.availability != "open" and not (chat.customer or {}).get("email"):  # offer the form again
                 ask = events.EmailRequest(
                     ticket_id=queued.ticket_id, reason=queued.availability, opens_at=queued.opens_at
                 )
-                await self.sio.emit(events.EMAIL_REQUEST, ask.model_dump(), to=sid, namespace=NS)
+                await self.out.emit(events.EMAIL_REQUEST, ask, to=sid)
         return {"ok": True, "session_id": session_id}
 
+    # --- user_uttered: validate -> store while the bot reads -> route by phase -> bot turn or agent -------------
+
     async def user_uttered(self, sid: str, data: Any) -> dict[str, Any]:
+        uttered = self._validate(data)
+        session_id, known = await self.sockets.chat_of(sid)
+        if uttered.session_id not in (None, session_id):
+            raise WrongSession()
+        customer = uttered.customData.model_dump(exclude_none=True) if uttered.customData else None
+        (stored, phase, paused), bot_reading = await while_storing(
+            self._ask_bot(session_id, uttered.message, {**known, **(customer or {})}),
+            lambda: self.writer.write(
+                lambda s: store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
+            ),
+        )
+        ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
+        route = conversation.route_customer_message(phase, stored.created)
+        if route is not Route.BOT:
+            bot_reading.drop()  # a paused Rasa only read it; nothing it might say is used
+        if route is Route.DUPLICATE:
+            return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
+        if route is Route.AGENT:
+            await self._to_agent(session_id, stored.message)
+            return ack.model_dump(exclude_none=True)
+        turn, failure = await bot_reading.result()
+        if failure is None and conversation.must_resume_before_answering(phase, paused):
+            # Rasa was still paused (resuming it at resolve failed): resume now, and let it read the message again.
+            await resume_bot(self.sessions, self.bot, session_id)
+            turn, failure = await self._ask_bot(session_id, uttered.message, {**known, **(customer or {})})
+        if failure is not None or turn is None:
+            return await self._bot_down(sid, session_id, uttered.message, ack, failure or BotUnavailable())
+        await self._bot_turn(session_id, stored.message.id, turn)
+        return ack.model_dump(exclude_none=True)
+
+    def _validate(self, data: Any) -> events.UserUttered:
         if not isinstance(data, dict):
             raise InvalidPayload("user_uttered needs an object with a 'message' string")
         if isinstance(data.get("message"), str) and len(data["message"]) > self.max_message_chars:
             raise MessageTooLong(f"Messages are limited to {self.max_message_chars} characters; nothing was sent.")
-        uttered: events.UserUttered = parse(events.UserUttered, data)
-        session_id, known_customer = await self._socket_session(sid)
-        if uttered.session_id not in (None, session_id):
-            raise WrongSession()
-        customer = uttered.customData.model_dump(exclude_none=True) if uttered.customData else None
-
-        record = {**known_customer, **(customer or {})}
-        # Rasa reads the message while the relay stores it and learns the conversation's phase. Nothing is emitted
-        # before both are done; in the human phase (Rasa is paused then) or for a resend, the reading is dropped.
-        asking = asyncio.create_task(self._ask_bot(session_id, uttered.message, record))
-        # The store holds the event loop while it runs (see HotPathWriter), so the request to Rasa leaves first and
-        # Rasa works meanwhile: aiohttp (on Python 3.11) writes it from a task it starts in the asking task's first
-        # step, so two turns of the loop. Only an ordering hint: if the request needs a new connection, it leaves
-        # after the store, a little later.
-        for _ in range(2):
-            await asyncio.sleep(0)
-        try:
-            stored, phase, paused = await self._store(session_id, uttered, customer)
-        except BaseException:
-            asking.cancel()
-            raise
-        ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
-        if not stored.created or phase != "bot":
-            # Rasa's reading is not used; the task finishes on its own (held here so it is not collected early).
-            self._unused.add(asking)
-            asking.add_done_callback(self._unused.discard)
-        if not stored.created:
-            return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
-        if phase != "bot":
-            await self._to_agent(session_id, stored.message)
-            return ack.model_dump(exclude_none=True)
-        turn, failure = await asking
-        if paused and failure is None:
-            # Rasa was still paused (resuming it at resolve failed): resume now, and let it read the message again.
-            await resume_bot(self.sessions, self.bot, session_id)
-            turn, failure = await self._ask_bot(session_id, uttered.message, record)
-        if failure is not None or turn is None:
-            # The message is stored (the ack says so); the customer is told the bot could not answer it.
-            payload = (failure or BotUnavailable()).payload(event=events.USER_UTTERED)
-            await self.sio.emit(events.RELAY_ERROR, payload, to=sid, namespace=NS)
-            return ack.model_copy(update={"error": payload}).model_dump(exclude_none=True)
-        await self._bot_turn(session_id, stored.message.id, turn)
-        return ack.model_dump(exclude_none=True)
+        return parse(events.UserUttered, data)
 
     async def _ask_bot(
         self, session_id: str, text: str, customer: dict[str, Any]
@@ -163,58 +143,59 @@ class CustomerSide:
         except BotUnavailable as exc:
             return None, exc
 
-    async def _store(
-        self, session_id: str, uttered: events.UserUttered, customer: dict[str, Any] | None
-    ) -> tuple[store.StoredMessage, str, bool]:
-        """Store the customer's message once; returns it with the conversation's phase and whether Rasa is paused.
-
-        It runs while Rasa reads the message, on the event loop's thread where the database allows (see
-        ``HotPathWriter``), so that it takes no CPU from Rasa beyond its own few hundred microseconds."""
-        return await self.writer.write(
-            lambda s: store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
-        )
-
     async def _to_agent(self, session_id: str, message: Message) -> None:
         """Human phase: pass the stored message to the seated agent, if one is seated yet."""
         async with reading(self.sessions) as s:
             ticket = await tickets.open_ticket_of(s, session_id)
         if ticket is None:
             return
-        chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(message))
-        room = conversation_room(session_id)
-        await self.sio.emit(events.CHAT_MESSAGE, chat.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
+        room = chat_room(session_id)
+        await self.out.emit(
+            events.CHAT_MESSAGE, events.ChatMessage(ticket_id=ticket.id, message=history_message(message)), to=room
+        )
         stop = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=False)
-        await self.sio.emit(events.TYPING, stop.model_dump(), room=room, namespace=events.AGENT_NAMESPACE)
+        await self.out.emit(events.TYPING_TO_AGENT, stop, to=room)
 
     async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn) -> None:
         said = [split_reply(rasa_message) for rasa_message in turn.messages]
-        opened: tuple[events.TicketSummary, events.QueueStatus] | None = None
         if any(handoff_card_of(data) is not None for _, data in said):
             replies, opened = await self._open_ticket(session_id, said)
             await self._say(session_id, replies)
+            if opened is not None:
+                await self._announce_ticket(session_id, *opened)
         else:  # the common turn: the bot's answers, stored in one statement before anyone sees them
             await self._say(session_id, await store.add_replies(self.writer, session_id, said))
-        if opened is not None:
-            ticket_summary, status = opened
-            await self.sio.emit(events.QUEUE_POSITION, status.model_dump(), room=session_id, namespace=NS)
-            if status.availability != "open":
-                ask = events.EmailRequest(
-                    ticket_id=status.ticket_id, reason=status.availability, opens_at=status.opens_at
-                )
-                await self.sio.emit(events.EMAIL_REQUEST, ask.model_dump(), room=session_id, namespace=NS)
-            await self.sio.emit(
-                events.TICKET_WAITING, ticket_summary.model_dump(), room=events.team_room(status.team),
-                namespace=events.AGENT_NAMESPACE,
-            )  # fmt: skip
-            self.dispatcher.request(status.team)
-        # The bot's reading annotates the customer's message, which is stored already: it can follow the reply, once
-        # the reply has left (emit only queues it; the store below runs on this thread without yielding).
-        await asyncio.sleep(0)
+        # The bot's reading annotates the customer's message, which is stored already: it follows the reply.
+        await let_emits_leave()
         await store.set_parse(self.writer, message_id, turn.parse)
+
+    async def _bot_down(
+        self, sid: str, session_id: str, text: str, ack: events.Ack, failure: BotUnavailable
+    ) -> dict[str, Any]:
+        """Rasa did not answer. The message is stored (the ack says so); the customer is told at once and offered a
+        person, and asking for one (the offer's quick reply) opens a ticket without the bot."""
+        if text.strip() == HUMAN_PAYLOAD:
+            card = {
+                "reason": "bot_unavailable",
+                "reason_text": "The assistant was down; the customer asked for a person.",
+            }
+            replies, opened = await self._open_ticket(session_id, [("", {"custom": {"handoff": card}})])
+            await self._say(session_id, replies)
+            if opened is not None:
+                await self._announce_ticket(session_id, *opened)
+            return ack.model_dump(exclude_none=True)
+        payload = failure.payload(event=events.USER_UTTERED.name)
+        await self.out.emit(events.RELAY_ERROR, events.ErrorPayload.model_validate(payload), to=sid)
+        offer = await self.writer.write(
+            lambda s: store.add_message(s, session_id, "system", BOT_DOWN_TEXT, data={"quick_replies": BOT_DOWN_OFFER})
+        )
+        await self._say(session_id, [offer.message])
+        return ack.model_copy(update={"error": payload}).model_dump(exclude_none=True)
 
     async def _say(self, session_id: str, replies: list[Message]) -> None:
         for reply in replies:
-            await self.sio.emit(events.BOT_UTTERED, message_event(reply), room=session_id, namespace=NS)
+            for event in bot_uttered(reply):
+                await self.out.emit(events.BOT_UTTERED, event, to=chat_room(session_id))
 
     async def _open_ticket(
         self, session_id: str, said: list[tuple[str, dict[str, Any] | None]]
@@ -231,22 +212,32 @@ class CustomerSide:
                         (await s.run_sync(store.add_message, session_id, "bot", reply_text, data=data)).message
                     )
                     continue
-                conversation = await s.get(Conversation, session_id)
-                if conversation is not None:  # what the relay knows of the customer completes the bot's card
-                    handoff_card["customer"] = {**conversation.customer, **(handoff_card.get("customer") or {})}
-                    conversation.bot_paused = True
+                chat = await s.get(Conversation, session_id)
+                if chat is not None:  # what the relay knows of the customer completes the bot's card
+                    handoff_card["customer"] = {**chat.customer, **(handoff_card.get("customer") or {})}
+                    chat.bot_paused = True
                 team = await queues.team_for_card(s, handoff_card.get("team"))
                 ticket, created = await tickets.open_ticket(s, session_id, handoff_card, team=team)
                 status = await queues.status_of(s, ticket)
                 waiting = await s.run_sync(store.add_message, session_id, "system", queues.queue_text(status))
                 replies.append(waiting.message)
                 if created:
-                    opened = (summary(ticket, conversation, status.position), status)
+                    opened = (summary(ticket, chat, status.position), status)
         return replies, opened
 
+    async def _announce_ticket(self, session_id: str, ticket: events.TicketSummary, status: events.QueueStatus) -> None:
+        await self.out.emit(events.QUEUE_POSITION, status, to=chat_room(session_id))
+        if status.availability != "open":
+            ask = events.EmailRequest(ticket_id=status.ticket_id, reason=status.availability, opens_at=status.opens_at)
+            await self.out.emit(events.EMAIL_REQUEST, ask, to=chat_room(session_id))
+        await self.out.emit(events.TICKET_WAITING, ticket, to=conversation.team_room(status.team))
+        self.dispatcher.request(status.team)
+
+    # --- the rest of the customer's events -------------------------------------------------------------------------
+
     async def rating(self, sid: str, data: Any) -> dict[str, Any]:
-        session_id = await self._session_id(sid)
-        rating: events.Rating = parse(events.Rating, data)
+        session_id, _ = await self.sockets.chat_of(sid)
+        rating = parse(events.Rating, data)
         async with self.sessions() as s, s.begin():
             if not await tickets.rate(s, rating.ticket_id, session_id, rating.score, rating.comment):
                 raise InvalidRating()
@@ -254,56 +245,71 @@ class CustomerSide:
 
     async def typing(self, sid: str, data: Any) -> dict[str, Any]:
         """The customer is typing: told to the seated agent only (the bot does not care, nor do other agents)."""
-        req: events.TypingIn = parse(events.TypingIn, data)
+        req = parse(events.TypingIn, data)
         if not self.typing_throttle.allow(sid, req.typing):
             return {"ok": True, "throttled": True}
-        session_id = await self._session_id(sid)
+        session_id, _ = await self.sockets.chat_of(sid)
         async with reading(self.sessions) as s:
             ticket = await tickets.open_ticket_of(s, session_id)
         if ticket is None or ticket.status != "assigned":
             return {"ok": True}
         out = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=req.typing)
-        await self.sio.emit(
-            events.TYPING, out.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE
-        )
+        await self.out.emit(events.TYPING_TO_AGENT, out, to=chat_room(session_id))
         return {"ok": True}
 
     async def read(self, sid: str, data: Any) -> dict[str, Any]:
         """The customer has seen their chat up to ``message_id``; it only moves forward, agents are told."""
-        req: events.ReadIn = parse(events.ReadIn, data)
-        session_id = await self._session_id(sid)
+        req = parse(events.ReadIn, data)
+        session_id, _ = await self.sockets.chat_of(sid)
         async with self.sessions() as s, s.begin():
-            conversation = await s.get(Conversation, session_id)
+            chat = await s.get(Conversation, session_id)
             message = await s.get(Message, req.message_id)
-            if conversation is None or message is None or message.conversation_id != session_id:
+            if chat is None or message is None or message.conversation_id != session_id:
                 raise InvalidPayload("message_id: not a message of this chat")
-            moved = (conversation.customer_read_id or 0) < req.message_id
+            moved = (chat.customer_read_id or 0) < req.message_id
             if moved:
-                conversation.customer_read_id = req.message_id
+                chat.customer_read_id = req.message_id
             ticket = await tickets.open_ticket_of(s, session_id) if moved else None
         if ticket is not None:
             out = events.ReadOut(ticket_id=ticket.id, reader="customer", message_id=req.message_id)
-            await self.sio.emit(
-                events.READ, out.model_dump(), room=conversation_room(session_id), namespace=events.AGENT_NAMESPACE
-            )
+            await self.out.emit(events.READ_TO_AGENT, out, to=chat_room(session_id))
         return {"ok": True}
 
     async def leave_email(self, sid: str, data: Any) -> dict[str, Any]:
         """Nobody could come: the email goes on the customer's record and the open ticket, for a follow-up."""
-        req: events.LeaveEmail = parse(events.LeaveEmail, data)
-        session_id = await self._session_id(sid)
+        req = parse(events.LeaveEmail, data)
+        session_id, _ = await self.sockets.chat_of(sid)
         async with self.sessions() as s, s.begin():
             await s.run_sync(store.open_conversation, session_id, {"email": req.email})
             thanks = f"Thanks! We'll write to {req.email} as soon as someone is available."
             note = await s.run_sync(store.add_message, session_id, "system", thanks)
             ticket = await tickets.open_ticket_of(s, session_id)
-        await self.sio.emit(events.BOT_UTTERED, message_event(note.message), room=session_id, namespace=NS)
+        await self._say(session_id, [note.message])
         if ticket is not None:
             chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(note.message))
-            await self.sio.emit(
-                events.CHAT_MESSAGE,
-                chat.model_dump(),
-                room=conversation_room(session_id),
-                namespace=events.AGENT_NAMESPACE,
-            )
+            await self.out.emit(events.CHAT_MESSAGE, chat, to=chat_room(session_id))
         return {"ok": True, "email": req.email}
+
+
+class SocketSessions:
+    """What the relay remembers per customer socket: only its chat's id and the customer record, so any relay
+    process can serve any message (everything else is in the database)."""
+
+    def __init__(self, sio: Any) -> None:
+        self._sio = sio
+
+    async def save(self, sid: str, session_id: str, customer: dict[str, Any]) -> None:
+        await self._sio.save_session(
+            sid, {"session_id": session_id, "customer": customer}, namespace=events.CUSTOMER_NAMESPACE
+        )
+
+    async def join(self, sid: str, room: str) -> None:
+        await self._sio.enter_room(sid, room, namespace=events.CUSTOMER_NAMESPACE)
+
+    async def chat_of(self, sid: str) -> tuple[str, dict[str, Any]]:
+        """This connection's conversation id and the customer record remembered at session_request."""
+        socket_session = await self._sio.get_session(sid, namespace=events.CUSTOMER_NAMESPACE)
+        session_id = socket_session.get("session_id") if socket_session else None
+        if session_id is None:
+            raise NoSession()
+        return str(session_id), dict(socket_session.get("customer") or {})

@@ -1,27 +1,84 @@
-"""Socket.IO event names and payload models.
+"""The event catalogue: every Socket.IO event the relay receives or sends, each name beside its payload model.
 
-The customer side speaks the protocol of Rasa's own socketio channel (``session_request`` / ``session_confirm`` /
-``user_uttered`` / ``bot_uttered``), so a website widget made for Rasa works unchanged; ``history``,
-``relay_error`` and the ``client_id`` field are Warmline's additions, which such widgets ignore.
+An ``Event`` names the event, its namespace, its direction and its model. Handlers are registered by an incoming
+event's name and validate with ``guard.parse(event.model, data)``; everything sent goes through
+``Outbox.emit(event, payload)`` (handoff/outbox.py), which accepts only that event's model, so no plain dict
+reaches a client. tests/test_event_shapes.py checks every payload the handlers emit against its model, and every
+customer-bound ``bot_uttered`` against the shapes Rasa's own socketio channel emits.
+
+The customer namespace ("/") speaks the protocol of Rasa 3.6's socketio channel (``session_request``,
+``session_confirm``, ``user_uttered``, ``bot_uttered``), so a widget made for Rasa (rasa-webchat) works unchanged:
+a ``bot_uttered`` has exactly Rasa's keys, and Warmline's extras (message id, sender, time, client id, agent name)
+travel under ``metadata``, which Rasa's widgets ignore. The table of every event is docs/events.md.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-# Customer namespace (Rasa's names).
-SESSION_REQUEST = "session_request"
-SESSION_CONFIRM = "session_confirm"
-USER_UTTERED = "user_uttered"
-BOT_UTTERED = "bot_uttered"
-# Warmline additions.
-HISTORY = "history"
-RELAY_ERROR = "relay_error"
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 CUSTOMER_NAMESPACE = "/"
+AGENT_NAMESPACE = "/agent"
+
+
+class Direction(StrEnum):
+    IN = "in"  # client -> relay
+    OUT = "out"  # relay -> client
+
+
+class Payload(BaseModel):
+    """Base of every outgoing payload. ``omit_none``: fields left None are not sent at all (Rasa's widgets decide
+    how to render a message by its exact set of keys)."""
+
+    omit_none: ClassVar[bool] = False
+
+
+def wire(payload: BaseModel) -> Any:
+    """A payload as it goes on the wire (JSON types; a root model is its bare value)."""
+    omit = isinstance(payload, Payload) and payload.omit_none
+    return payload.model_dump(mode="json", exclude_none=omit)
+
+
+class Incoming(BaseModel):
+    """Base of every incoming payload: unknown keys are dropped, never stored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Event(Generic[M]):
+    name: str
+    model: type[M]
+    namespace: str
+    direction: Direction
+    rasa: bool = False  # part of Rasa's socketio protocol (else Warmline's addition)
+    doc: str = field(default="", compare=False)
+
+
+CATALOGUE: list[Event[Any]] = []
+
+
+def _event(name: str, model: type[M], namespace: str, direction: Direction, doc: str, rasa: bool = False) -> Event[M]:
+    event = Event(name, model, namespace, direction, rasa, doc)
+    CATALOGUE.append(event)
+    return event
+
+
+def outgoing(namespace: str, name: str) -> Event[Any] | None:
+    return next(
+        (e for e in CATALOGUE if e.direction is Direction.OUT and (e.namespace, e.name) == (namespace, name)), None
+    )
+
+
+_IN, _OUT = Direction.IN, Direction.OUT
+_C, _A = CUSTOMER_NAMESPACE, AGENT_NAMESPACE
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -31,6 +88,57 @@ def check_client_id(value: str | None) -> str | None:
     if value is not None and not CLIENT_ID_RE.match(value):
         raise ValueError("client_id must be 1-64 letters, digits or '-_.:'")
     return value
+
+
+class Empty(Incoming):
+    pass
+
+
+# ================================================================================================================
+# Both namespaces
+# ================================================================================================================
+
+
+class ErrorPayload(Payload):
+    """``relay_error``: what went wrong, in words a client may show (common/errors.py), and the event it answers."""
+
+    model_config = ConfigDict(extra="allow")  # an error may add a detail (retry_after, ...)
+
+    code: str
+    message: str
+    event: str | None = None
+
+
+RELAY_ERROR = _event("relay_error", ErrorPayload, _C, _OUT, "An event was refused; nothing of it was stored.")
+AGENT_RELAY_ERROR = _event("relay_error", ErrorPayload, _A, _OUT, "An agent event was refused.")
+
+
+class TypingIn(Incoming):
+    ticket_id: int | None = None  # agents say which chat; a customer has only one
+    typing: bool = True
+
+
+class TypingOut(Payload):
+    ticket_id: int | None = None
+    sender: str  # customer | agent
+    name: str | None = None
+    typing: bool
+
+
+class ReadIn(Incoming):
+    ticket_id: int | None = None
+    message_id: int = Field(ge=1)
+
+
+class ReadOut(Payload):
+    ticket_id: int | None = None
+    reader: str  # customer | agent: whose eyes
+    message_id: int
+
+
+# ================================================================================================================
+# Customer namespace "/"
+# ================================================================================================================
 
 
 class CustomerContext(BaseModel):
@@ -43,9 +151,7 @@ class CustomerContext(BaseModel):
     page: str | None = Field(default=None, max_length=2000)
 
 
-class SessionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class SessionRequest(Incoming):
     session_id: str | None = None
     customData: CustomerContext | None = None
 
@@ -59,9 +165,19 @@ class SessionRequest(BaseModel):
         return value
 
 
-class UserUttered(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+SESSION_REQUEST = _event(
+    "session_request", SessionRequest, _C, _IN, "Open or resume the chat (a stored session id resumes it).", rasa=True
+)
 
+
+class SessionConfirm(RootModel[str]):
+    """The bare session id, as Rasa's channel sends it (widgets made for Rasa expect exactly that)."""
+
+
+SESSION_CONFIRM = _event("session_confirm", SessionConfirm, _C, _OUT, "The chat's session id.", rasa=True)
+
+
+class UserUttered(Incoming):
     message: str
     session_id: str | None = None
     client_id: str | None = None
@@ -80,25 +196,49 @@ class UserUttered(BaseModel):
         return check_client_id(value)
 
 
+USER_UTTERED = _event(
+    "user_uttered", UserUttered, _C, _IN, "The customer's message; `client_id` (Warmline's) makes a resend safe.", True
+)
+
+
 class QuickReply(BaseModel):
     content_type: str = "text"
     title: str
     payload: str
 
 
-class BotUtteredPayload(BaseModel):
-    """What Rasa's SocketIOOutput emits for a text (optionally with quick replies), plus our message id and time."""
+class MessageMeta(Payload):
+    """Warmline's extras of a ``bot_uttered``: under ``metadata``, where Rasa's widgets ignore them."""
 
-    model_config = ConfigDict(extra="allow")
+    omit_none = True
+
+    message_id: int
+    sender: str  # bot | agent | system
+    ts: str
+    client_id: str | None = None
+    agent_name: str | None = None
+
+
+class BotUttered(Payload):
+    """One message to the customer, in a shape Rasa 3.6's SocketIOOutput emits: ``{text}``, ``{text,
+    quick_replies}``, ``{attachment}`` (an image, or a generic template's ``elements``), or a custom payload as is
+    (its own keys), always plus ``metadata``."""
+
+    model_config = ConfigDict(extra="allow")  # a custom payload's own keys
+    omit_none = True
 
     text: str | None = None
     quick_replies: list[QuickReply] | None = None
-    message_id: int
-    sender: str = "bot"
-    ts: str
+    attachment: dict[str, Any] | None = None
+    metadata: MessageMeta
 
 
-class HistoryMessage(BaseModel):
+BOT_UTTERED = _event(
+    "bot_uttered", BotUttered, _C, _OUT, "A message from the bot, an agent or the relay; extras under `metadata`.", True
+)
+
+
+class HistoryMessage(Payload):
     message_id: int
     sender: str
     text: str
@@ -108,14 +248,96 @@ class HistoryMessage(BaseModel):
     agent_name: str | None = None
 
 
-class HistoryPayload(BaseModel):
+class HistoryPayload(Payload):
     session_id: str
     status: str
     messages: list[HistoryMessage]
     agent_read_id: int | None = None  # read receipts: the last message id an agent has seen
 
 
-class Ack(BaseModel):
+HISTORY = _event("history", HistoryPayload, _C, _OUT, "The chat so far, after session_confirm (reloads, new tabs).")
+
+
+class QueueStatus(Payload):
+    """Where a waiting customer stands, live. ``wait_s`` is None when no one is online."""
+
+    ticket_id: int
+    team: str
+    position: int
+    wait_s: int | None = None
+    wait_text: str = ""
+    availability: str = "open"  # open | no_agents | closed
+    opens_at: str | None = None
+
+
+QUEUE_POSITION = _event("queue_position", QueueStatus, _C, _OUT, "Position and estimated wait while queued.")
+
+
+class EmailRequest(Payload):
+    """Nobody can come now (``reason`` no_agents | closed); the ticket stays open."""
+
+    ticket_id: int
+    reason: str
+    opens_at: str | None = None
+
+
+EMAIL_REQUEST = _event("email_request", EmailRequest, _C, _OUT, "Nobody can come now: leave an email for a follow-up.")
+
+
+class LeaveEmail(Incoming):
+    email: str = Field(min_length=3, max_length=320)
+
+    @field_validator("email")
+    @classmethod
+    def _looks_like_email(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError("that does not look like an email address")
+        return value
+
+
+LEAVE_EMAIL = _event("leave_email", LeaveEmail, _C, _IN, "The customer's email for a follow-up.")
+
+
+class RatingRequest(Payload):
+    """Rate the help: a resolved ticket (``scope`` ticket, with its id), or a bot-only chat (``scope`` chat, when
+    the customer ended it or it went idle: ``because``)."""
+
+    ticket_id: int | None = None
+    scope: Literal["ticket", "chat"] = "ticket"
+    because: Literal["resolved", "ended", "idle"] = "resolved"
+    question: str = "How would you rate the help you got?"
+    scale: list[int] = [1, 2, 3, 4, 5]
+
+
+RATING_REQUEST = _event("rating_request", RatingRequest, _C, _OUT, "Rate the help (a resolved ticket or a chat).")
+
+
+class Rating(Incoming):
+    ticket_id: int
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+RATING = _event("rating", Rating, _C, _IN, "The customer's 1-5 rating of a resolved ticket of theirs.")
+
+
+class ChatRatingIn(Incoming):
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+END_CHAT = _event("end_chat", Empty, _C, _IN, "The customer ends a chat (a bot-only chat is then asked for a rating).")
+CHAT_RATING = _event("chat_rating", ChatRatingIn, _C, _IN, "The customer's 1-5 rating of a bot-only chat.")
+CUSTOMER_TYPING = _event("typing", TypingIn, _C, _IN, "The customer is (or stopped) typing.")
+TYPING_TO_CUSTOMER = _event("typing", TypingOut, _C, _OUT, "The agent is (or stopped) typing.")
+CUSTOMER_READ = _event("read", ReadIn, _C, _IN, "The customer has seen the chat up to `message_id`.")
+READ_TO_CUSTOMER = _event("read", ReadOut, _C, _OUT, "The agent has seen the chat up to `message_id`.")
+
+
+class Ack(Payload):
+    """What ``user_uttered`` answers (a Socket.IO acknowledgement, not an event)."""
+
     ok: bool
     message_id: int | None = None
     client_id: str | None = None
@@ -123,35 +345,46 @@ class Ack(BaseModel):
     error: dict[str, Any] | None = None
 
 
-# Customer namespace, human phase (Warmline additions).
-QUEUE_POSITION = "queue_position"
-RATING_REQUEST = "rating_request"
-RATING = "rating"
-
-# Agent namespace: agents log in over REST, then connect with ``auth={"token": ...}``.
-AGENT_NAMESPACE = "/agent"
-AGENTS_ROOM = "agents"
-QUEUE = "queue"  # server -> agent: the waiting tickets, on connect
-TICKET_WAITING = "ticket_waiting"  # server -> agents: a new ticket joined the queue
-TICKET_TAKEN = "ticket_taken"  # server -> agents: a ticket left the queue
-MY_CHATS = "my_chats"  # server -> agent: the agent's open chats with transcripts, on (re)connect
-TICKET = "ticket"  # server -> agent: one chat (card + transcript), on accept
-CHAT_MESSAGE = "chat_message"  # server -> agent: a new message in one of the agent's chats
-TICKET_RESOLVED = "ticket_resolved"
-ACCEPT = "accept"
-AGENT_MESSAGE = "agent_message"
-RESOLVE = "resolve"
+# ================================================================================================================
+# Agent namespace "/agent": agents log in over REST, then connect with ``auth={"token": ...}``.
+# ================================================================================================================
 
 
-class TicketRef(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class TicketRef(Incoming):
     ticket_id: int
 
 
-class AgentSays(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class TicketId(Payload):
+    ticket_id: int
 
+
+class TicketSummary(Payload):
+    ticket_id: int
+    conversation_id: str
+    status: str
+    reason: str
+    reason_text: str | None = None
+    team: str | None = None
+    customer: dict[str, Any] = {}
+    created_at: str
+    position: int | None = None
+    offered_to: int | None = None
+    customer_read_id: int | None = None  # read receipts: the last message id the customer has seen
+    agent_read_id: int | None = None
+
+
+class TicketDetail(Payload):
+    ticket: TicketSummary
+    card: dict[str, Any]
+    messages: list[HistoryMessage]
+
+
+class ChatMessage(Payload):
+    ticket_id: int
+    message: HistoryMessage
+
+
+class AgentSays(Incoming):
     ticket_id: int
     text: str
     client_id: str | None = None
@@ -169,150 +402,11 @@ class AgentSays(BaseModel):
         return check_client_id(value)
 
 
-class Rating(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    ticket_id: int
-    score: int = Field(ge=1, le=5)
-    comment: str | None = Field(default=None, max_length=2000)
-
-
-class TicketSummary(BaseModel):
-    ticket_id: int
-    conversation_id: str
-    status: str
-    reason: str
-    reason_text: str | None = None
-    team: str | None = None
-    customer: dict[str, Any] = {}
-    created_at: str
-    position: int | None = None
-    offered_to: int | None = None
-    customer_read_id: int | None = None  # read receipts: the last message id the customer has seen
-    agent_read_id: int | None = None
-
-
-class ChatMessage(BaseModel):
-    ticket_id: int
-    message: HistoryMessage
-
-
-class TicketDetail(BaseModel):
-    ticket: TicketSummary
-    card: dict[str, Any]
-    messages: list[HistoryMessage]
-
-
-class LoginBody(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_max_length=200)
-
-    username: str = Field(min_length=1)
-    password: str = Field(min_length=1)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Agent console (issue 4): routing, presence, transfers, typing, read receipts, canned responses, KB search.
-# Rooms are named here so every sender names recipients the same way (Zulip's "sender names the recipients").
-
-
-def agent_room(agent_id: int) -> str:
-    """Every socket of one agent (several tabs, several relay processes)."""
-    return f"agent:{agent_id}"
-
-
-def team_room(team: str) -> str:
-    """Agents working one team's queue."""
-    return f"team:{team}"
-
-
-# Customer namespace.
-TYPING = "typing"  # both namespaces, both directions: someone is (or stopped) typing
-READ = "read"  # both namespaces, both directions: the last message id one side has seen
-EMAIL_REQUEST = "email_request"  # server -> customer: nobody can come now; leave an email for a follow-up
-LEAVE_EMAIL = "leave_email"  # customer -> server
-
-# Agent namespace.
-TICKET_OFFERED = "ticket_offered"  # server -> one agent: routing chose you for this ticket
-CHAT_ASSIGNED = "chat_assigned"  # server -> one agent: a chat was transferred to you (sync to get it)
-TICKET_TRANSFERRED = "ticket_transferred"  # server -> the chat's room: it moved on; the sender leaves it
-PRESENCE = "presence"  # agent -> server: online | away | offline
-TRANSFER = "transfer"
-CANNED = "canned"  # agent -> server: canned responses for "/query", rendered for one ticket
-KB_SEARCH = "kb_search"
-CUSTOMER_RECORD = "customer_record"  # agent -> server: the customer's past conversations and tickets
-DIRECTORY = "directory"  # agent -> server: agents and teams to transfer to
-
-
-class QueueStatus(BaseModel):
-    """``queue_position``: where a waiting customer stands, live. ``wait_s`` is None when no one is online."""
-
-    ticket_id: int
-    team: str
-    position: int
-    wait_s: int | None = None
-    wait_text: str = ""
-    availability: str = "open"  # open | no_agents | closed
-    opens_at: str | None = None
-
-
-class TypingIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    ticket_id: int | None = None  # agents say which chat; a customer has only one
-    typing: bool = True
-
-
-class TypingOut(BaseModel):
-    ticket_id: int | None = None
-    sender: str  # customer | agent
-    name: str | None = None
-    typing: bool
-
-
-class ReadIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    ticket_id: int | None = None
-    message_id: int = Field(ge=1)
-
-
-class ReadOut(BaseModel):
-    ticket_id: int | None = None
-    reader: str  # customer | agent: whose eyes
-    message_id: int
-
-
-class EmailRequest(BaseModel):
-    """``email_request``: nobody can come now (``reason`` no_agents | closed); the ticket stays open."""
-
-    ticket_id: int
-    reason: str
-    opens_at: str | None = None
-
-
-class LeaveEmail(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    email: str = Field(min_length=3, max_length=320)
-
-    @field_validator("email")
-    @classmethod
-    def _looks_like_email(cls, value: str) -> str:
-        value = value.strip()
-        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
-            raise ValueError("that does not look like an email address")
-        return value
-
-
-class PresenceIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class PresenceIn(Incoming):
     presence: str = Field(pattern="^(online|away|offline)$")
 
 
-class TransferIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class TransferIn(Incoming):
     ticket_id: int
     to_agent_id: int | None = None
     to_team: str | None = Field(default=None, max_length=64)
@@ -326,7 +420,7 @@ class TransferIn(BaseModel):
         return value.strip()
 
 
-class TransferOut(BaseModel):
+class TransferOut(Payload):
     ticket_id: int
     conversation_id: str
     from_agent: str
@@ -336,14 +430,12 @@ class TransferOut(BaseModel):
     note: str
 
 
-class CannedQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class CannedQuery(Incoming):
     ticket_id: int | None = None
     query: str = Field(default="", max_length=64)
 
 
-class CannedItem(BaseModel):
+class CannedItem(Payload):
     id: int
     shortcut: str
     title: str
@@ -351,20 +443,18 @@ class CannedItem(BaseModel):
     team: str | None = None
 
 
-class KBQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class KBQuery(Incoming):
     query: str = Field(min_length=1, max_length=200)
 
 
-class KBHit(BaseModel):
+class KBHit(Payload):
     id: str
     title: str
     answer: str
     team: str
 
 
-class PastTicket(BaseModel):
+class PastTicket(Payload):
     ticket_id: int
     conversation_id: str
     status: str
@@ -376,13 +466,13 @@ class PastTicket(BaseModel):
     agents: list[str] = []
 
 
-class CustomerRecord(BaseModel):
+class CustomerRecord(Payload):
     customer: dict[str, Any]
-    conversations: list[dict[str, Any]]  # id, status, created_at, messages (count)
+    conversations: list[dict[str, Any]]  # id, status, created_at
     tickets: list[PastTicket]
 
 
-class AgentRef(BaseModel):
+class AgentRef(Payload):
     id: int
     name: str
     presence: str
@@ -391,8 +481,57 @@ class AgentRef(BaseModel):
     capacity: int
 
 
-class TeamRef(BaseModel):
+class TeamRef(Payload):
     name: str
     title: str
     is_default: bool
     hours: dict[str, Any] | None = None
+
+
+# Agent -> relay (each answered by an acknowledgement).
+SYNC = _event("sync", Empty, _A, _IN, "The queue of my teams and my open chats with transcripts (on (re)connect).")
+ACCEPT = _event("accept", TicketRef, _A, _IN, "Take a queued ticket.")
+AGENT_MESSAGE = _event("agent_message", AgentSays, _A, _IN, "Say something in one of my chats.")
+RESOLVE = _event("resolve", TicketRef, _A, _IN, "Close my chat and hand the customer back to the bot.")
+PRESENCE = _event("presence", PresenceIn, _A, _IN, "online | away | offline.")
+TRANSFER = _event("transfer", TransferIn, _A, _IN, "Hand my chat to an agent or a team, with a note.")
+AGENT_TYPING = _event("typing", TypingIn, _A, _IN, "I am (or stopped) typing in one of my chats.")
+AGENT_READ = _event("read", ReadIn, _A, _IN, "I have seen my chat up to `message_id`.")
+CANNED = _event("canned", CannedQuery, _A, _IN, "Canned responses for a query, rendered for one ticket.")
+KB_SEARCH = _event("kb_search", KBQuery, _A, _IN, "Search the published KB.")
+CUSTOMER_RECORD = _event("customer_record", TicketRef, _A, _IN, "The customer's past conversations and tickets.")
+DIRECTORY = _event("directory", Empty, _A, _IN, "Agents and teams to transfer to.")
+
+# Relay -> agents.
+TICKET_WAITING = _event("ticket_waiting", TicketSummary, _A, _OUT, "A ticket joined a queue of the team's room.")
+TICKET_OFFERED = _event("ticket_offered", TicketSummary, _A, _OUT, "Routing chose this agent for a ticket.")
+TICKET_TAKEN = _event("ticket_taken", TicketId, _A, _OUT, "A ticket left the queue (accepted).")
+CHAT_MESSAGE = _event("chat_message", ChatMessage, _A, _OUT, "A new message in one of the agent's chats.")
+TICKET_TRANSFERRED = _event("ticket_transferred", TransferOut, _A, _OUT, "A chat moved on; the sender leaves it.")
+CHAT_ASSIGNED = _event("chat_assigned", TransferOut, _A, _OUT, "A chat was transferred to this agent (sync to get it).")
+TICKET_RESOLVED = _event("ticket_resolved", TicketId, _A, _OUT, "A chat was closed.")
+TYPING_TO_AGENT = _event("typing", TypingOut, _A, _OUT, "The customer is (or stopped) typing.")
+READ_TO_AGENT = _event("read", ReadOut, _A, _OUT, "The customer (or the agent, in another tab) read up to here.")
+
+
+def _fields(model: type[BaseModel]) -> str:
+    if issubclass(model, RootModel):
+        return "the session id (a bare string)"
+    names = [name for name in model.model_fields]
+    return ", ".join(f"`{n}`" for n in names) or "(none)"
+
+
+def catalogue_table() -> str:
+    """docs/events.md's table, made from the catalogue itself (tests/test_event_shapes.py keeps the doc in step)."""
+    rows = ["| namespace | direction | event | payload | whose | what |", "|---|---|---|---|---|---|"]
+    for e in sorted(CATALOGUE, key=lambda e: (e.namespace != CUSTOMER_NAMESPACE, e.direction is Direction.OUT)):
+        arrow = "client → relay" if e.direction is Direction.IN else "relay → client"
+        whose = "Rasa's" if e.rasa else "Warmline's addition"
+        rows.append(
+            f"| `{e.namespace}` | {arrow} | `{e.name}` | {e.model.__name__}: {_fields(e.model)} | {whose} | {e.doc} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(catalogue_table(), end="")

@@ -1,20 +1,28 @@
-"""Wrap Socket.IO handlers so any failure becomes a ``relay_error`` event and a negative ack, never a crash."""
+"""Registering socket handlers: validation with the event's model, and any failure turned into a ``relay_error``
+event and a negative acknowledgement, never a crash."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-import socketio
 from pydantic import BaseModel, ValidationError
 
 from common.errors import InvalidPayload, RelayError
 from handoff import events
+from handoff.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[str, Any], Awaitable[dict[str, Any] | None]]
+
+
+class Registrar(Protocol):
+    """The part of ``socketio.AsyncServer`` that registers handlers."""
+
+    def on(self, event: str, handler: Any = None, namespace: str | None = None) -> Any: ...
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -23,7 +31,7 @@ def validation_message(exc: ValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid').removeprefix('Value error, ')}"
 
 
-def parse(model: type[BaseModel], data: Any) -> Any:
+def parse(model: type[M], data: Any) -> M:
     """Validate a socket payload with its model; anything that is not an object counts as an empty one."""
     try:
         return model.model_validate(data if isinstance(data, dict) else {})
@@ -31,17 +39,27 @@ def parse(model: type[BaseModel], data: Any) -> Any:
         raise InvalidPayload(validation_message(exc)) from exc
 
 
-def guard(sio: socketio.AsyncServer, namespace: str, name: str, handler: Handler) -> Handler:
+def guard(outbox: Outbox, event: events.Event[Any], handler: Handler) -> Handler:
+    error_event = events.RELAY_ERROR if event.namespace == events.CUSTOMER_NAMESPACE else events.AGENT_RELAY_ERROR
+
     async def guarded(sid: str, data: Any = None) -> dict[str, Any] | None:
         try:
             return await handler(sid, data)
         except RelayError as exc:
             error = exc
         except Exception:
-            log.exception("%s failed", name)
+            log.exception("%s failed", event.name)
             error = RelayError()
-        payload = error.payload(event=name)
-        await sio.emit(events.RELAY_ERROR, payload, to=sid, namespace=namespace)
+        payload = error.payload(event=event.name)
+        await outbox.emit(error_event, events.ErrorPayload.model_validate(payload), to=sid)
         return {"ok": False, "error": payload}
 
     return guarded
+
+
+def register(sio: Registrar, outbox: Outbox, handlers: list[tuple[events.Event[Any], Handler]]) -> None:
+    """One place per side registers its handlers, each by an incoming event of the catalogue."""
+    for event, handler in handlers:
+        if event.direction is not events.Direction.IN:
+            raise TypeError(f"{event.name} is not an incoming event")
+        sio.on(event.name, guard(outbox, event, handler), namespace=event.namespace)

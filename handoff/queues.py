@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import utcnow
 from common.db import reading
 from handoff import events, routing, teams, tickets, views
+from handoff.conversation import agent_room, chat_room
 from handoff.models import Conversation, Ticket
+from handoff.outbox import Outbox
 from handoff.routing import AgentLoad, Availability, TeamInfo
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,8 @@ def queue_text(status: events.QueueStatus) -> str:
 class Dispatcher:
     """One per relay process, shared by the customer, agent and console sides."""
 
-    def __init__(self, sio: socketio.AsyncServer, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sio = sio
+    def __init__(self, outbox: Outbox, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.out = outbox
         self.sessions = sessions
         self._pending: set[str] = set()  # teams whose queue changed since their last run started
         self._runs: dict[str, asyncio.Task[None]] = {}
@@ -141,13 +142,6 @@ class Dispatcher:
             async with self.sessions() as s, s.begin():
                 await tickets.record_offers(s, offers)
         for agent_id, summary in summaries:
-            await self.sio.emit(
-                events.TICKET_OFFERED,
-                summary.model_dump(),
-                room=events.agent_room(agent_id),
-                namespace=events.AGENT_NAMESPACE,
-            )
+            await self.out.emit(events.TICKET_OFFERED, summary, to=agent_room(agent_id))
         for conversation_id, status in statuses:
-            await self.sio.emit(
-                events.QUEUE_POSITION, status.model_dump(), room=conversation_id, namespace=events.CUSTOMER_NAMESPACE
-            )
+            await self.out.emit(events.QUEUE_POSITION, status, to=chat_room(conversation_id))

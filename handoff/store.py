@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, TextClause, bindparam, insert, select, text, update
+from sqlalchemy import Table, TextClause, TextualSelect, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ class ConversationState:
     agent_read_id: int | None
 
 
-def _insert_new(table: Table, conflict: tuple[str, ...], returning: str | None = None) -> TextClause:
+def _insert_new(table: Table, conflict: tuple[str, ...], returning: str | None = None) -> TextClause | TextualSelect:
     """INSERT ... ON CONFLICT (...) DO NOTHING [RETURNING ...] of every column but ``returning``, all given.
 
     Written as text because SQLAlchemy compiles the dialects' own ON CONFLICT constructs anew on every call (they

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.clock import utcnow
+from handoff.conversation import IllegalMove, Move, sources, target
 from handoff.models import Conversation, Ticket, TicketSegment
 
 OPEN = ("queued", "assigned")
@@ -40,7 +41,7 @@ async def open_ticket(
         existing = await open_ticket_of(s, conversation_id)
         assert existing is not None
         return existing, False
-    await _set_status(s, conversation_id, "queued")
+    await _set_status(s, conversation_id, Move.ESCALATE)
     return ticket, True
 
 
@@ -102,7 +103,7 @@ async def accept(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | Non
     )
     if ticket is None:
         return None
-    await _set_status(s, ticket.conversation_id, "agent")
+    await _set_status(s, ticket.conversation_id, Move.ACCEPT)
     s.add(TicketSegment(ticket_id=ticket.id, agent_id=agent_id, team=ticket.team))
     return ticket
 
@@ -113,7 +114,7 @@ async def resolve(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | No
     )
     if ticket is None:
         return None
-    await _set_status(s, ticket.conversation_id, "bot")
+    await _set_status(s, ticket.conversation_id, Move.RESOLVE)
     await _end_segment(s, ticket.id, agent_id, "resolve")
     return ticket
 
@@ -127,6 +128,7 @@ async def transfer_to_agent(s: AsyncSession, ticket_id: int, from_agent: int, to
     )
     if ticket is None:
         return None
+    await _set_status(s, ticket.conversation_id, Move.TRANSFER_TO_AGENT)
     await _end_segment(s, ticket.id, from_agent, "transfer")
     s.add(TicketSegment(ticket_id=ticket.id, agent_id=to_agent, team=ticket.team))
     return ticket
@@ -140,7 +142,7 @@ async def transfer_to_team(s: AsyncSession, ticket_id: int, from_agent: int, tea
     )  # fmt: skip
     if ticket is None:
         return None
-    await _set_status(s, ticket.conversation_id, "queued")
+    await _set_status(s, ticket.conversation_id, Move.TRANSFER_TO_TEAM)
     await _end_segment(s, ticket.id, from_agent, "transfer")
     return ticket
 
@@ -207,7 +209,13 @@ async def rate(s: AsyncSession, ticket_id: int, conversation_id: str, score: int
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-async def _set_status(s: AsyncSession, conversation_id: str, status: str) -> None:
-    await s.execute(
-        update(Conversation).where(Conversation.id == conversation_id).values(status=status, updated_at=utcnow())
+async def _set_status(s: AsyncSession, conversation_id: str, move: Move) -> None:
+    """The conversation follows its ticket, only by a move the core allows from where it stands (one conditional
+    UPDATE); anything else rolls the caller's transaction back."""
+    result = await s.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.status.in_(sorted(sources(move))))
+        .values(status=target(move), updated_at=utcnow())
     )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise IllegalMove()

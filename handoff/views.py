@@ -1,10 +1,9 @@
-"""Rows -> payload models: what agents and customers are sent about tickets and messages."""
+"""Rows -> payload models: what agents are sent about tickets."""
 
 from __future__ import annotations
 
 from handoff import events
-from handoff.bot_replies import message_event
-from handoff.models import Conversation, Message, Ticket
+from handoff.models import Conversation, Ticket
 
 # Internal notes (a transfer's note) are for agents only: never in the customer's history or events.
 AGENT_ONLY = frozenset({"note"})
@@ -25,7 +24,3 @@ def summary(ticket: Ticket, conversation: Conversation | None, position: int | N
         customer_read_id=conversation.customer_read_id if conversation else None,
         agent_read_id=conversation.agent_read_id if conversation else None,
     )
-
-
-def history_message(message: Message) -> events.HistoryMessage:
-    return events.HistoryMessage.model_validate(message_event(message) | {"text": message.text})

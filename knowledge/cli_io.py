@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db import create_engine, reading, session_factory
+from common.db import create_engine, reading, run_blocking, session_factory
 from knowledge import importers, store
 from knowledge.importers import Format
 
@@ -30,9 +28,7 @@ def _in_session(db_url: str, work: Callable[[AsyncSession], Awaitable[T]], write
         finally:
             await engine.dispose()
 
-    # Its own loop in its own thread, like warmline.migrate.upgrade: works from any caller.
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        return worker.submit(asyncio.run, run()).result()
+    return run_blocking(run)
 
 
 def import_file(db_url: str, path: str, fmt: Format | None, publish: bool) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from common.db import create_engine, reading, session_factory
+from common.db import create_engine, reading, run_blocking, session_factory
 from knowledge import store
 from knowledge.articles import KnowledgeBase
 
@@ -30,6 +28,4 @@ def published_kb_or_none(db_url: str) -> KnowledgeBase | None:
         finally:
             await engine.dispose()
 
-    # Its own loop in its own thread, like warmline.migrate.upgrade: works from code already inside a loop.
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        return worker.submit(asyncio.run, read()).result()
+    return run_blocking(read)

@@ -88,7 +88,8 @@ async def to_new_article(
 ) -> KBArticleVersion:
     """A new draft article whose example questions are these (plus any the editor typed)."""
     rows = await _take(s, question_ids)
-    typed = [q for q in draft.get("questions", []) or [] if isinstance(q, str)]  # type: ignore[union-attr]
+    given = draft.get("questions")
+    typed = [q for q in given if isinstance(q, str)] if isinstance(given, list) else []
     questions = list(dict.fromkeys([*typed, *(r.text for r in rows)]))
     article: Article = store.validate({**draft, "questions": questions}, "new article")
     version = await store.create_article(s, article, author, note="from the unanswered inbox")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.db import create_engine, session_factory
+from common.db import create_engine, run_blocking, session_factory
 from knowledge import store
 from knowledge.articles import load_kb
 
@@ -32,7 +30,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], kb_path: Path) -> boo
 
 
 def seed_blocking(db_url: str, kb_path: Path) -> bool:
-    """``seed`` for the CLI; like ``warmline.migrate.upgrade`` it runs its own loop in a thread of its own."""
+    """``seed`` for the CLI (``common.db.run_blocking``)."""
 
     async def run() -> bool:
         engine = create_engine(db_url)
@@ -41,5 +39,4 @@ def seed_blocking(db_url: str, kb_path: Path) -> bool:
         finally:
             await engine.dispose()
 
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        return worker.submit(asyncio.run, run()).result()
+    return run_blocking(run)

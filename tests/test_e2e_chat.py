@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from actions.answer import NOT_SURE
 from common.db import create_engine, session_factory
+from handoff import tickets
 from handoff.models import Message
 from knowledge.articles import KnowledgeBase
 from tests.chat_client import Customer
@@ -134,7 +135,25 @@ async def test_dead_rasa_keeps_the_message_and_says_so(stack: Stack) -> None:
         ack = await customer.say("is there an outage in my area?")
         assert ack["ok"] and ack["error"]["code"] == "bot_unavailable"
         assert (await asyncio.wait_for(customer.errors.get(), 5))["code"] == "bot_unavailable"
+        offer = await customer.next_reply(5)  # told at once, with a person on offer
+        assert "not reachable" in offer["text"] and offer["quick_replies"][0]["payload"] == "/human"
+        assert set(offer) == {"text", "quick_replies", "metadata"}
+        await customer.say("/human")  # the relay itself understands the offer while Rasa is down
+        waiting = await customer.next_reply(5)
+        assert waiting["metadata"]["sender"] == "system"
     finally:
         await customer.close()
     stored = await stored_messages(stack.settings.db_url, session_id)
-    assert [(m.sender, m.text) for m in stored] == [("customer", "is there an outage in my area?")]
+    assert [(m.sender, m.text) for m in stored][:2] == [
+        ("customer", "is there an outage in my area?"),
+        (
+            "system",
+            "Sorry, the assistant is not reachable right now. Your message is saved. Would you like to talk to a person?",
+        ),
+    ]
+    engine = create_engine(stack.settings.db_url)
+    async with session_factory(engine)() as s, s.begin():
+        ticket = await tickets.open_ticket_of(s, session_id)
+        assert ticket is not None and ticket.reason == "bot_unavailable"
+        ticket.status = "resolved"  # out of the shared stack's queue: later tests count positions in it
+    await engine.dispose()

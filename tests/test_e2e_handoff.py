@@ -64,7 +64,7 @@ async def test_asking_for_a_person_seats_an_agent_and_the_bot_resumes_once(
         await customer.say("I want to talk to a human")
         assert (await customer.next_reply())["text"] == CONNECTING
         queued = await customer.next_reply()
-        assert queued["sender"] == "system" and "next" in queued["text"]
+        assert queued["metadata"]["sender"] == "system" and "next" in queued["text"]
 
         waiting = await ada.wait_for_ticket(session_id)
         assert waiting["reason"] == "customer_asked" and waiting["customer"]["name"] == "Maya"
@@ -91,14 +91,14 @@ async def test_asking_for_a_person_seats_an_agent_and_the_bot_resumes_once(
         transcript = [m["text"] for m in accepted["ticket"]["messages"]]
         assert "hello? anyone there?" in transcript  # the messages sent while waiting are there too
         joined = await customer.next_reply()
-        assert joined["sender"] == "system" and joined["text"] == "Ada joined the chat."
+        assert joined["metadata"]["sender"] == "system" and joined["text"] == "Ada joined the chat."
 
         await ada.call(
             "agent_message",
             {"ticket_id": waiting["ticket_id"], "text": "Hi Maya, I'm Ada. Let me look.", "client_id": "a1"},
         )
         from_agent = await customer.next_reply()
-        assert from_agent["sender"] == "agent" and from_agent["agent_name"] == "Ada"
+        assert from_agent["metadata"]["sender"] == "agent" and from_agent["metadata"]["agent_name"] == "Ada"
         await customer.say("thanks Ada", client_id="c-thanks")
         relayed = await ada.next("chat_message")
         while relayed["message"]["sender"] != "customer":
@@ -109,7 +109,7 @@ async def test_asking_for_a_person_seats_an_agent_and_the_bot_resumes_once(
         customer.sio.on("rating_request", rating_requested.set_result)
         assert (await ada.call("resolve", {"ticket_id": waiting["ticket_id"]}))["ok"]
         closed = await customer.next_reply()
-        assert closed["sender"] == "system" and "closed" in closed["text"]
+        assert closed["metadata"]["sender"] == "system" and "closed" in closed["text"]
         request = await asyncio.wait_for(rating_requested, 5)
         assert (await customer.sio.call("rating", {"ticket_id": request["ticket_id"], "score": 5, "comment": "great"}))[
             "ok"

@@ -42,7 +42,7 @@ async def test_a_chat_spans_relay_processes(relays: tuple[str, str, str], demo_k
         reply = await on_first.ask("how do I reboot my router?")
         assert reply["text"] == article.answer
         mirrored = await on_second.next_reply()  # reached the other process through Redis
-        assert mirrored["message_id"] == reply["message_id"]
+        assert mirrored["metadata"]["message_id"] == reply["metadata"]["message_id"]
     finally:
         await on_first.close()
         await on_second.close()

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from common.settings import Settings, normalize_db_url
 from handoff import events
-from handoff.bot_replies import message_event, split_reply
+from handoff.bot_replies import bot_uttered, split_reply
 from handoff.models import Message
 from knowledge.articles import ArticleError, parse_articles
 from knowledge.export import domain_data, nlu_data, rules_data
@@ -46,9 +46,12 @@ def test_rasa_replies_become_socketio_payloads() -> None:
 
     stored = Message(id=7, sender="bot", text="Pick one", data=data, client_id=None)
     stored.created_at = datetime(2026, 1, 1, tzinfo=UTC)
-    payload = message_event(stored)
-    assert payload["text"] == "Pick one" and payload["message_id"] == 7 and payload["quick_replies"][0]["title"] == "A"
-    assert payload["ts"] == "2026-01-01T00:00:00+00:00"
+    (payload,) = [events.wire(e) for e in bot_uttered(stored)]
+    assert payload == {  # Rasa's {text, quick_replies}, Warmline's extras under metadata
+        "text": "Pick one",
+        "quick_replies": [{"content_type": "text", "title": "A", "payload": "/a"}],
+        "metadata": {"message_id": 7, "sender": "bot", "ts": "2026-01-01T00:00:00+00:00"},
+    }
 
 
 def test_kb_export_makes_one_intent_and_rule_per_article() -> None:
