@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         if self.database_url:
             return normalize_db_url(self.database_url)
-        return f"sqlite+aiosqlite:///{self.state_dir / 'common.db'}"
+        return f"sqlite+aiosqlite:///{self.state_dir / 'warmline.db'}"
 
     @property
     def rasa_url(self) -> str:

@@ -19,7 +19,7 @@ async def test_training_data_follows_the_published_kb(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path, DATABASE_URL=None)
     demo = load_kb(settings.kb_path)
     assert training_kb(settings) == demo  # no database yet: the seed YAML, and no database file is created
-    assert not (tmp_path / "common.db").exists()
+    assert not (tmp_path / "warmline.db").exists()
     from_yaml = fingerprint(settings)
 
     upgrade(settings.db_url)
