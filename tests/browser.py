@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.stack import Stack, free_port, settings_env
-from warmline.processes import services
+from warmline.processes import Supervisor, services
 
 # Test-only npm packages (rasa-webchat, axe-core): tests/web/package.json, installed by bootstrap.sh --test.
 WEB_PACKAGES = Path(__file__).resolve().parent / "web" / "node_modules"
@@ -79,14 +79,20 @@ def static_site(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
-def relay_for_origins(stack: Stack, origins: list[str], extra_env: dict[str, str] | None = None) -> str:
+@contextmanager
+def relay_for_origins(stack: Stack, origins: list[str], extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """One more relay process on the stack's database and Rasa, allowing sockets from ``origins`` only
-    (WARMLINE_ALLOWED_ORIGINS), so a page on another port is a real cross-origin embed. Returns its URL."""
+    (WARMLINE_ALLOWED_ORIGINS), so a page on another port is a real cross-origin embed. Yields its URL; stopped on
+    exit."""
     settings = stack.settings.model_copy(update={"relay_port": free_port()})
     env = {**settings_env(settings), "WARMLINE_ALLOWED_ORIGINS": ",".join(origins), **(extra_env or {})}
     relay = next(s for s in services(settings, stack.model, env) if s.name == "relay")
-    stack.supervisor.start(relay)
-    return settings.relay_url
+    supervisor = Supervisor(settings)
+    try:
+        supervisor.start(relay)
+        yield settings.relay_url
+    finally:
+        supervisor.stop_all()
 
 
 async def open_chat(page: Page, url: str) -> None:

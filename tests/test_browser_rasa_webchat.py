@@ -80,8 +80,7 @@ async def test_rasa_webchat_on_another_origin(
     await engine.dispose()
 
     shutil.copy(npm_file("rasa-webchat/lib/index.js"), tmp_path / "webchat.js")
-    with static_site(tmp_path) as site:
-        relay = relay_for_origins(stack, [site])
+    with static_site(tmp_path) as site, relay_for_origins(stack, [site]) as relay:
         (tmp_path / "index.html").write_text(PAGE % {"relay": json.dumps(relay)})
         status, body = await login(relay, "dana", PASSWORD)
         assert status == 200

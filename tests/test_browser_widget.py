@@ -125,8 +125,7 @@ async def test_widget_on_another_site(stack: Stack, demo_kb: KnowledgeBase, test
     article = demo_kb.by_id("reset-password")
     assert article is not None
     await reset_queue(stack, "dana")
-    with static_site(tmp_path) as site:
-        relay = relay_for_origins(stack, [site])
+    with static_site(tmp_path) as site, relay_for_origins(stack, [site]) as relay:
         attributes = {
             "data-relay": relay, "data-title": "Acme help", "data-color": "#6a1b9a", "data-position": "left",
             "data-greeting": "Hello from **Acme**!", "data-locale": "en",
@@ -288,8 +287,7 @@ async def widget_walkthrough(browser: Browser, site: str, agent: AgentClient, an
 
 
 async def test_widget_at_phone_width_in_german(stack: Stack, test_output: Path, tmp_path: Path) -> None:
-    with static_site(tmp_path) as site:
-        relay = relay_for_origins(stack, [site])
+    with static_site(tmp_path) as site, relay_for_origins(stack, [site]) as relay:
         attributes = {"data-title": "Acme Hilfe", "data-locale": "de"}
         (tmp_path / "index.html").write_text(site_page(relay, "Acme on a phone", attributes))
         async with chromium() as browser:
@@ -311,8 +309,7 @@ async def test_widget_at_phone_width_in_german(stack: Stack, test_output: Path, 
 
 
 async def test_widget_on_an_origin_the_relay_does_not_allow(stack: Stack, tmp_path: Path) -> None:
-    with static_site(tmp_path) as site:
-        relay = relay_for_origins(stack, ["https://only-this-site.example"])
+    with static_site(tmp_path) as site, relay_for_origins(stack, ["https://only-this-site.example"]) as relay:
         (tmp_path / "index.html").write_text(site_page(relay, "Not allowed", {}))
         async with chromium() as browser:
             page = await browser.new_page()
@@ -340,9 +337,8 @@ async def test_widget_identity(stack: Stack, tmp_path: Path, signature: str, cod
         identity["data-user-hash"] = user_hash("u-4242")
     elif signature == "wrong":
         identity["data-user-hash"] = user_hash("someone-else")
-    with static_site(tmp_path) as site:
-        env = {"WARMLINE_IDENTITY_SECRET": IDENTITY_SECRET, "WARMLINE_IDENTITY_REQUIRED": "true"}
-        relay = relay_for_origins(stack, [site], env)
+    env = {"WARMLINE_IDENTITY_SECRET": IDENTITY_SECRET, "WARMLINE_IDENTITY_REQUIRED": "true"}
+    with static_site(tmp_path) as site, relay_for_origins(stack, [site], env) as relay:
         (tmp_path / "index.html").write_text(site_page(relay, "Signed in", identity))
         async with chromium() as browser:
             page = await browser.new_page()
@@ -369,8 +365,7 @@ async def test_widget_identity(stack: Stack, tmp_path: Path, signature: str, cod
 async def test_widget_falls_back_to_long_polling(stack: Stack, tmp_path: Path) -> None:
     """Where WebSockets are blocked (a proxy that refuses the upgrade), the widget chats over Engine.IO long-polling
     instead. The page's WebSocket fails the way a blocked one does: an error, then close code 1006."""
-    with static_site(tmp_path) as site:
-        relay = relay_for_origins(stack, [site])
+    with static_site(tmp_path) as site, relay_for_origins(stack, [site]) as relay:
         (tmp_path / "index.html").write_text(site_page(relay, "No WebSockets here", {}))
         async with chromium() as browser:
             page = await browser.new_page()
