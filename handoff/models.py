@@ -204,3 +204,5 @@ class ChatRating(Base):
 Index("ix_conversations_created_at", Conversation.created_at)
 Index("ix_tickets_created_at", Ticket.created_at)
 Index("ix_ticket_segments_started_at", TicketSegment.started_at)
+# "Did this conversation escalate?" for every conversation of a report (the unique index covers open tickets only).
+Index("ix_tickets_conversation_id", Ticket.conversation_id)

@@ -17,7 +17,7 @@ import io
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sanic import Blueprint, response
@@ -106,7 +106,7 @@ def _margins(request: Request) -> tuple[float, float]:
 async def report(request: Request) -> HTTPResponse:
     async with request.app.ctx.sessions() as s:
         _, _, period, scope = await _scope(request, s)
-        built = await reports.build(s, period, *_margins(request))
+    built = await reports.build(request.app.ctx.sessions, period, *_margins(request))
     return response.json(ReportResponse(filter=scope, report=built).model_dump(mode="json"))
 
 
@@ -126,34 +126,45 @@ def _csat(prefix: str, c: mc.Csat) -> dict[str, Any]:
     }  # fmt: skip
 
 
-# Each CSV table as flat rows (the JSON's nested figures spelled out as columns).
-TABLES: dict[str, Callable[[mc.Report], Iterable[dict[str, Any]]]] = {
-    "agents": lambda r: (
-        {
-            "agent": a.agent,
-            "segments": a.segments,
-            "resolved": a.resolved,
-            **_durations("handle", a.handle),
-            **_durations("after_transfer", a.after_transfer),
-            **_csat("csat", a.csat),
-        }
-        for a in r.agents
-    ),  # fmt: skip
-    "teams": lambda r: (
-        {
-            "team": t.team,
-            "tickets": t.tickets,
-            **_durations("time_to_seat", t.time_to_seat),
-            **_durations("handle", t.handle_time),
-            **_csat("csat", t.csat),
-        }
-        for t in r.teams
-    ),  # fmt: skip
-    "articles": lambda r: (a.model_dump() for a in r.articles),
-    "reasons": lambda r: ({"reason": x.key, "escalations": x.count} for x in r.escalations_by_reason),
-    "escalated_articles": lambda r: ({"article_id": x.key, "escalations": x.count} for x in r.escalations_by_article),
-    "daily": lambda r: (d.model_dump() for d in r.daily),
+def _agent_rows(rows: mc.Rows) -> Iterable[dict[str, Any]]:
+    for a in mc.agents(rows):
+        yield {
+            "agent": a.agent, "segments": a.segments, "resolved": a.resolved, **_durations("handle", a.handle),
+            **_durations("after_transfer", a.after_transfer), **_csat("csat", a.csat),
+        }  # fmt: skip
+
+
+def _team_rows(rows: mc.Rows) -> Iterable[dict[str, Any]]:
+    for t in mc.teams(rows):
+        yield {
+            "team": t.team, "tickets": t.tickets, **_durations("time_to_seat", t.time_to_seat),
+            **_durations("handle", t.handle_time), **_csat("csat", t.csat),
+        }  # fmt: skip
+
+
+class Table(NamedTuple):
+    needs: tuple[str, ...]  # the row sections it is computed from (only those are read)
+    rows: Callable[[mc.Rows], Iterable[dict[str, Any]]]  # flat rows: nested figures spelled out as columns
+
+
+TABLES: dict[str, Table] = {
+    "agents": Table(("tickets", "segments"), _agent_rows),
+    "teams": Table(("tickets",), _team_rows),
+    "articles": Table(("answers", "tickets"), lambda r: (a.model_dump() for a in mc.articles(r))),
+    "reasons": Table(
+        ("tickets",), lambda r: ({"reason": x.key, "escalations": x.count} for x in mc.escalations_by_reason(r.tickets))
+    ),
+    "escalated_articles": Table(
+        ("tickets",),
+        lambda r: ({"article_id": x.key, "escalations": x.count} for x in mc.escalations_by_article(r.tickets)),
+    ),
+    "daily": Table(reports.SECTIONS, lambda r: (d.model_dump() for d in mc.daily(r))),
 }
+
+
+async def table_csv(sessions: Any, name: str, period: reports.Period) -> str:
+    table = TABLES[name]
+    return to_csv(table.rows(await reports.rows_for(sessions, period, table.needs)))
 
 
 def to_csv(rows: Iterable[dict[str, Any]], header: list[str] | None = None) -> str:
@@ -169,15 +180,13 @@ def to_csv(rows: Iterable[dict[str, Any]], header: list[str] | None = None) -> s
 
 @reports_api.get("/api/reports/csv/<table:str>")
 async def report_csv(request: Request, table: str) -> HTTPResponse:
-    flatten = TABLES.get(table)
-    if flatten is None:
+    if table not in TABLES:
         raise NotFound(f"No such table; one of {', '.join(TABLES)}.")
     async with request.app.ctx.sessions() as s:
         _, _, period, scope = await _scope(request, s)
-        built = await reports.build(s, period, *_margins(request))
     name = f"warmline-{table}-{scope.start.date()}-{(scope.end - timedelta(days=1)).date()}.csv"
     return response.text(
-        to_csv(flatten(built)),
+        await table_csv(request.app.ctx.sessions, table, period),
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -8,7 +8,7 @@ exactly the figures worked out by hand there.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect as sa_inspect
@@ -26,49 +26,74 @@ from tests.test_reports_metrics import D1, D2, scripted
 from warmline.migrate import upgrade
 
 
+def at(day: datetime, seconds: float) -> datetime:
+    return day + timedelta(seconds=seconds)
+
+
+# The conversations of tests/test_reports_metrics.py as stored rows: id -> (started, wrote).
+CONVERSATIONS = {
+    "c1": (at(D1, 0), True), "c2": (at(D1, 60), True), "c3": (at(D1, 120), True), "c4": (at(D1, 180), False),
+    "c5": (at(D2, 0), True), "c6": (at(D2, 600), True), "c7": (at(D2, 1200), True), "c8": (at(D2, 1800), True),
+}  # fmt: skip
+ANSWERS = [  # conversation, article, its team, helpful, when
+    ("c1", "billing-dispute", "billing", True, at(D1, 5)),
+    ("c2", "router-reset", "support", False, at(D1, 65)),
+    ("c3", "billing-dispute", "billing", None, at(D1, 125)),
+    ("c5", "router-reset", "support", None, at(D2, 60)),
+]
+T1, T2, T3, T4 = at(D2, 120), at(D2, 700), at(D2, 1300), at(D2, 1900)
+TICKETS = [  # id, conversation, escalated, reason, article, team, seated, first reply, resolved, rating
+    (1, "c5", T1, "customer_asked", None, "support", at(T1, 30), at(T1, 40), at(T1, 330), 4),
+    (2, "c6", T2, "always_human", "refund", "billing", at(T2, 90), at(T2, 110), at(T2, 440), 3),
+    (3, "c7", T3, "low_confidence", None, "billing", at(T3, 60), None, None, None),
+    (4, "c8", T4, "customer_asked", None, "support", None, None, None, None),
+]
+SEGMENTS = [  # ticket, agent, team, started, ended
+    (1, "ann", "support", at(T1, 30), at(T1, 330)),
+    (2, "ann", "billing", at(T2, 90), at(T2, 190)),
+    (2, "bob", "billing", at(T2, 190), at(T2, 440)),
+    (3, "bob", "billing", at(T3, 60), None),
+]
+CHAT_RATINGS = [("c1", 5), ("c2", 2), ("c6", 1)]  # c6 escalated: its chat rating is not a bot-only one
+
+
 async def store_scripted(s: AsyncSession) -> None:
-    rows = scripted()
-    ann = await create_agent(s, "ann", "Ann", "password-ann-1", "agent")
-    bob = await create_agent(s, "bob", "Bob", "password-bob-1", "agent")
-    ids = {mc_id: agent.id for mc_id, agent in ((1, ann), (2, bob))}
-    for c in rows.conversations:
-        s.add(Conversation(id=c.id, status="bot", customer={}, created_at=c.created_at, updated_at=c.created_at))
-        if c.engaged:
-            s.add(Message(conversation_id=c.id, sender="customer", text="hello", created_at=c.created_at))
-    await s.flush()
-    for t in rows.tickets:
-        status = "resolved" if t.resolved_at else "assigned" if t.accepted_at else "queued"
+    agents = {
+        "ann": await create_agent(s, "ann", "Ann", "password-ann-1", "agent"),
+        "bob": await create_agent(s, "bob", "Bob", "password-bob-1", "agent"),
+    }
+    for cid, (started, wrote) in CONVERSATIONS.items():
+        s.add(Conversation(id=cid, status="bot", customer={}, created_at=started, updated_at=started))
+        await s.flush()
+        if wrote:
+            s.add(Message(conversation_id=cid, sender="customer", text="hello", created_at=started))
+    for i, (cid, article, team, helpful, when) in enumerate(ANSWERS):
+        s.add(
+            KbAnswer(id=f"a{i}", conversation_id=cid, article_id=article, team=team, helpful=helpful, created_at=when)
+        )
+    for tid, cid, escalated, reason, article, team, seated, reply, resolved, rating in TICKETS:
+        status = "resolved" if resolved else "assigned" if seated else "queued"
+        card = {"reason": reason, "article_id": article, "transcript": [{"sender": "customer", "text": "hello"}]}
         s.add(
             Ticket(
-                id=t.id, conversation_id=t.conversation_id, status=status, reason=t.reason,
-                card={"reason": t.reason, "article_id": t.article_id, "transcript": [{"text": "long card"}]},
-                created_at=t.created_at, accepted_at=t.accepted_at, resolved_at=t.resolved_at, rating=t.rating,
-                team=t.team,
+                id=tid, conversation_id=cid, status=status, reason=reason, card=card, created_at=escalated,
+                accepted_at=seated, resolved_at=resolved, rating=rating, team=team,
             )
         )  # fmt: skip
-        if t.first_agent_reply_at is not None:
-            # An agent message before the agent joined (a note from an earlier ticket) must not count.
-            s.add(Message(conversation_id=t.conversation_id, sender="agent", text="earlier", created_at=t.created_at))
-            s.add(
-                Message(conversation_id=t.conversation_id, sender="agent", text="hi", created_at=t.first_agent_reply_at)
-            )
+        # An agent message from before the agent joined (an earlier note) must not count as the first reply.
+        s.add(Message(conversation_id=cid, sender="agent", text="earlier", created_at=escalated))
+        if reply is not None:
+            s.add(Message(conversation_id=cid, sender="agent", text="hi", created_at=reply))
     await s.flush()
-    for g in rows.segments:
+    for tid, agent, team, started, ended in SEGMENTS:
         s.add(
             TicketSegment(
-                ticket_id=g.ticket_id, agent_id=ids[g.agent_id], team=g.team, started_at=g.started_at,
-                ended_at=g.ended_at, ended_by="resolve" if g.ended_at else None,
+                ticket_id=tid, agent_id=agents[agent].id, team=team, started_at=started, ended_at=ended,
+                ended_by="transfer" if ended else None,
             )
         )  # fmt: skip
-    for i, a in enumerate(rows.answers):
-        s.add(
-            KbAnswer(
-                id=f"a{i}", conversation_id=a.conversation_id, article_id=a.article_id, team=a.team, helpful=a.helpful,
-                created_at=a.created_at,
-            )
-        )  # fmt: skip
-    for r in rows.chat_ratings:
-        s.add(ChatRating(conversation_id=r.conversation_id, asked_because="ended", score=r.score, asked_at=D1))
+    for cid, score in CHAT_RATINGS:
+        s.add(ChatRating(conversation_id=cid, asked_because="ended", asked_at=D1, score=score))
     # Outside the range: must not count.
     s.add(Conversation(id="old", status="bot", customer={}, created_at=D1 - timedelta(days=40)))
     await s.flush()
@@ -84,12 +109,10 @@ async def check_loaders(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as s, s.begin():
         await store_scripted(s)
     period = reports.Period(start=D1 - timedelta(days=1), end=D2 + timedelta(days=1))
-    async with sessions() as s:
-        loaded = await reports.build(s, period, 10, 20)
+    loaded = await reports.build(sessions, period, 10, 20)
     assert agent_ids_dropped(loaded) == agent_ids_dropped(mc.report(scripted(), 10, 20))
     # The team filter: billing's tickets and segments, its articles' answers; conversations stay site-wide.
-    async with sessions() as s:
-        billing = await reports.build(s, period.model_copy(update={"team": "billing"}), 10, 20)
+    billing = await reports.build(sessions, period.model_copy(update={"team": "billing"}), 10, 20)
     assert billing.overview.conversations == 7 and billing.overview.escalations == 2
     assert [a.article_id for a in billing.articles] == ["billing-dispute"]
     assert [a.agent for a in billing.agents] == ["Ann", "Bob"]

@@ -21,6 +21,7 @@ from handoff import metrics_calc as mc
 
 D1 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 D2 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+DAY1, DAY2 = "2026-11-02", "2026-11-03"
 ANN, BOB = 1, 2
 
 
@@ -29,36 +30,34 @@ def s(n: float) -> timedelta:
 
 
 def scripted() -> mc.Rows:
+    """The conversations above as the rows the loaders produce (each conversation a group of one)."""
     conversations = [
-        mc.ConversationRow("c1", D1, True),
-        mc.ConversationRow("c2", D1 + s(60), True),
-        mc.ConversationRow("c3", D1 + s(120), True),
-        mc.ConversationRow("c4", D1 + s(180), False),
-        mc.ConversationRow("c5", D2, True),
-        mc.ConversationRow("c6", D2 + s(600), True),
-        mc.ConversationRow("c7", D2 + s(1200), True),
-        mc.ConversationRow("c8", D2 + s(1800), True),
+        mc.ConversationGroup(DAY1, engaged=True, ticketed=False, said_no=False),  # c1
+        mc.ConversationGroup(DAY1, engaged=True, ticketed=False, said_no=True),  # c2
+        mc.ConversationGroup(DAY1, engaged=True, ticketed=False, said_no=False),  # c3
+        mc.ConversationGroup(DAY1, engaged=False, ticketed=False, said_no=False),  # c4
+        *[mc.ConversationGroup(DAY2, engaged=True, ticketed=True, said_no=False) for _ in range(4)],  # c5-c8
     ]
     answers = [
-        mc.AnswerRow("c1", "billing-dispute", "billing", True, D1 + s(5)),
-        mc.AnswerRow("c2", "router-reset", "support", False, D1 + s(65)),
-        mc.AnswerRow("c3", "billing-dispute", "billing", None, D1 + s(125)),
-        mc.AnswerRow("c5", "router-reset", "support", None, D2 + s(60)),
+        mc.AnswerGroup("billing-dispute", True),  # c1
+        mc.AnswerGroup("router-reset", False),  # c2
+        mc.AnswerGroup("billing-dispute", None),  # c3
+        mc.AnswerGroup("router-reset", None),  # c5
     ]
-    t1, t2, t3, t4 = D2 + s(120), D2 + s(700), D2 + s(1300), D2 + s(1900)
     tickets = [
-        mc.TicketRow(1, "c5", t1, t1 + s(30), t1 + s(330), "customer_asked", None, "support", 4, t1 + s(40)),
-        mc.TicketRow(2, "c6", t2, t2 + s(90), t2 + s(440), "always_human", "refund", "billing", 3, t2 + s(110)),
-        mc.TicketRow(3, "c7", t3, t3 + s(60), None, "low_confidence", None, "billing", None, None),
-        mc.TicketRow(4, "c8", t4, None, None, "customer_asked", None, "support", None, None),
+        mc.TicketRow(1, DAY2, "customer_asked", None, "support", 4, True, 30, 10, 300, "router-reset"),
+        mc.TicketRow(2, DAY2, "always_human", "refund", "billing", 3, True, 90, 20, 350),
+        mc.TicketRow(3, DAY2, "low_confidence", None, "billing", None, False, 60, None, None),
+        mc.TicketRow(4, DAY2, "customer_asked", None, "support", None, False, None, None, None),
     ]
+    t1, t2, t3 = D2.timestamp() + 150, D2.timestamp() + 790, D2.timestamp() + 1360
     segments = [
-        mc.SegmentRow(1, ANN, "Ann", "support", t1 + s(30), t1 + s(330)),
-        mc.SegmentRow(2, ANN, "Ann", "billing", t2 + s(90), t2 + s(190)),
-        mc.SegmentRow(2, BOB, "Bob", "billing", t2 + s(190), t2 + s(440)),
-        mc.SegmentRow(3, BOB, "Bob", "billing", t3 + s(60), None),
+        mc.SegmentRow(1, ANN, "Ann", "support", t1, 300),
+        mc.SegmentRow(2, BOB, "Bob", "billing", t2 + 100, 250),  # listed first: order comes from the start times
+        mc.SegmentRow(2, ANN, "Ann", "billing", t2, 100),
+        mc.SegmentRow(3, BOB, "Bob", "billing", t3, None),
     ]
-    ratings = [mc.ChatRatingRow("c1", 5), mc.ChatRatingRow("c2", 2)]
+    ratings = [mc.ChatRatingGroup(DAY1, 5, ticketed=False), mc.ChatRatingGroup(DAY1, 2, ticketed=False)]
     return mc.Rows(conversations, tickets, segments, answers, ratings)
 
 
@@ -83,7 +82,7 @@ def test_time_to_seat_first_response_and_handle_time() -> None:
 
 
 def test_handle_time_after_a_transfer_against_first_segments() -> None:
-    t = mc.transfer_handle(scripted().segments)
+    t = mc.transfer_handle(scripted())
     assert t.first_segments == mc.Durations(count=2, p50_s=100, p90_s=300, mean_s=200)
     assert t.after_transfer == mc.Durations(count=1, p50_s=250, p90_s=250, mean_s=250)
     assert t.transferred_tickets == 1
@@ -106,11 +105,21 @@ def test_per_article_answered_yes_no_and_escalated_after_the_answer() -> None:
     ]
 
 
-def test_an_answer_given_after_the_ticket_is_not_what_it_escalated_from() -> None:
-    rows = scripted()
-    late = mc.AnswerRow("c6", "late-answer", None, None, rows.tickets[1].created_at + s(1))
-    table = {a.article_id: a for a in mc.articles(mc.Rows(rows.conversations, rows.tickets, (), [late]))}
-    assert table["late-answer"].escalated_after == 0
+def test_groups_count_as_many_conversations_as_they_hold() -> None:
+    rows = mc.Rows(
+        conversations=[mc.ConversationGroup(DAY1, True, False, False, count=30), mc.ConversationGroup(DAY1, True, True, False, 10)],
+        chat_ratings=[mc.ChatRatingGroup(DAY1, 5, False, 6), mc.ChatRatingGroup(DAY1, 1, False, 2),
+                      mc.ChatRatingGroup(DAY1, 5, True, 9)],  # the last: the chat escalated after all, not bot-only
+        answers=[mc.AnswerGroup("a", True, 7), mc.AnswerGroup("a", None, 3)],
+    )  # fmt: skip
+    o = mc.overview(rows)
+    assert (o.conversations, o.deflected, o.deflection_rate) == (40, 30, 0.75)
+    assert mc.csat_by_kind(rows).bot_only == mc.Csat(
+        ratings=8, rateable=30, response_rate=0.2667, csat=0.75, mean_score=4.0
+    )
+    assert mc.articles(rows) == [
+        mc.ArticleRow(article_id="a", answered=10, helpful_yes=7, helpful_no=0, escalated_after=0)
+    ]
 
 
 def test_per_agent() -> None:
@@ -138,18 +147,18 @@ def test_per_team() -> None:
 def test_daily_series() -> None:
     day1, day2 = mc.daily(scripted())
     assert day1 == mc.DayRow(
-        day="2026-11-02", conversations=3, deflected=2, escalations=0, csat_bot_only=0.5, csat_escalated=None,
+        day=DAY1, conversations=3, deflected=2, escalations=0, csat_bot_only=0.5, csat_escalated=None,
         csat_transferred=None, time_to_seat_p50_s=None, handle_p50_s=None,
     )  # fmt: skip
     assert day2 == mc.DayRow(
-        day="2026-11-03", conversations=4, deflected=0, escalations=4, csat_bot_only=None, csat_escalated=1.0,
+        day=DAY2, conversations=4, deflected=0, escalations=4, csat_bot_only=None, csat_escalated=1.0,
         csat_transferred=0.0, time_to_seat_p50_s=60, handle_p50_s=300,
     )  # fmt: skip
 
 
 def test_handoff_health_flags_what_is_worse_by_more_than_the_margin() -> None:
     rows = scripted()
-    h = mc.health(mc.csat_by_kind(rows), mc.transfer_handle(rows.segments), csat_margin_pts=10, handle_margin_pct=20)
+    h = mc.health(mc.csat_by_kind(rows), mc.transfer_handle(rows), csat_margin_pts=10, handle_margin_pct=20)
     checks = {c.name: c for c in h.checks}
     assert (checks["csat_escalated"].worse_by, checks["csat_escalated"].flagged) == (-50.0, False)
     assert (checks["csat_transferred"].worse_by, checks["csat_transferred"].flagged) == (50.0, True)
@@ -157,7 +166,7 @@ def test_handoff_health_flags_what_is_worse_by_more_than_the_margin() -> None:
     assert (checks["handle_time"].worse_by, checks["handle_time"].flagged) == (25.0, True)
     assert h.flagged
     # Exactly at the margin is not "more than" it.
-    h = mc.health(mc.csat_by_kind(rows), mc.transfer_handle(rows.segments), csat_margin_pts=50, handle_margin_pct=25)
+    h = mc.health(mc.csat_by_kind(rows), mc.transfer_handle(rows), csat_margin_pts=50, handle_margin_pct=25)
     assert not h.flagged
 
 
@@ -175,8 +184,3 @@ def test_nothing_to_measure_gives_no_figures_rather_than_zeros() -> None:
 )
 def test_nearest_rank_percentile(values: list[float], p: float, expected: float) -> None:
     assert mc.percentile(values, p) == expected
-
-
-def test_naive_timestamps_from_sqlite_count_as_utc() -> None:
-    naive = D1.replace(tzinfo=None)
-    assert mc.seconds_between(naive, D1 + s(42)) == 42
