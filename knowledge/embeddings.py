@@ -33,7 +33,7 @@ _MODEL_LOCK = threading.Lock()
 _MODELS: dict[str, object] = {}
 
 
-def _load_sentence_model(model_path: str) -> object:
+def load_sentence_model(model_path: str) -> object:
     """Load a sentence-transformers model once per process (it takes seconds and ~100 MB)."""
     with _MODEL_LOCK:
         if model_path not in _MODELS:
@@ -72,6 +72,17 @@ def _forward_small(model: object, texts: list[str]) -> np.ndarray:
         out = model(features)["sentence_embedding"]  # type: ignore[operator]
         out = torch.nn.functional.normalize(out, p=2, dim=1)
     return out.cpu().numpy()
+
+
+def encode_with_model(model: object, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 embeddings of texts with a loaded sentence-transformers model."""
+    if len(texts) <= 4:
+        vectors = _forward_small(model, texts)  # customer messages: skip encode()'s per-call bookkeeping
+    else:
+        vectors = model.encode(  # type: ignore[attr-defined]
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+    return np.asarray(vectors, dtype=np.float32)
 
 
 class SentenceEmbedder:
@@ -116,16 +127,9 @@ class SentenceEmbedder:
         tmp.replace(self._cache_file)
 
     def _model_encode(self, texts: list[str]) -> np.ndarray:
-        model = _load_sentence_model(self.model_path)
-        if len(texts) <= 4:
-            vectors = _forward_small(model, texts)  # customer messages: skip encode()'s per-call bookkeeping
-        else:
-            vectors = model.encode(  # type: ignore[attr-defined]
-                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False,
-            )  # fmt: skip
+        vectors = encode_with_model(load_sentence_model(self.model_path), texts, self.batch_size)
         self.encoded_count += len(texts)
-        return np.asarray(vectors, dtype=np.float32)
+        return vectors
 
     def encode(self, texts: Sequence[str], cache: bool = True) -> np.ndarray:
         """Embed texts; with ``cache`` (KB questions) results are remembered, customer messages pass cache=False."""

@@ -39,27 +39,41 @@ from knowledge.embeddings import Embedder, default_embedder, encode_texts
 # ----------------------------------------------------------------------------------------------------------------
 # Constants
 
-# Default thresholds: ``tune_thresholds`` on the CLINC150 validation split (val + oos_val) with out-of-scope
-# messages weighted to 18 % of traffic (their share in CLINC150's test split), after the calibration below;
-# reproduce with ``python bench/clinc150.py --fit-calibration`` (2026-11-25). On that data a "choices" band does
-# not pay (it would show choices to more out-of-scope messages than it rescues in-scope ones), so it is closed
-# by default (choices == answer); unweighted validation data gives answer 0.4174 / choices 0.3255 instead.
-# Scores are calibrated, so these carry over to other KBs roughly; re-tune on your own data when you have it.
-DEFAULT_ANSWER_THRESHOLD = 0.7104
-DEFAULT_CHOICES_THRESHOLD = 0.7104
-# The same tuning for the TF-IDF-only fallback (no sentence-embedding package installed).
-DEFAULT_TFIDF_ONLY_ANSWER_THRESHOLD = 0.6960
-DEFAULT_TFIDF_ONLY_CHOICES_THRESHOLD = 0.6673
+# One calibration and one pair of default thresholds per mode of the retriever:
+# * "tuned": sentence embeddings from the encoder fine-tuned on the KB's questions (knowledge/finetune.py),
+# * "embeddings": the frozen bundled encoder (right after a publish, until the tuned one is ready),
+# * "tfidf": no sentence-embedding package installed.
+# Calibration = logistic weights of the per-article features (see ``Retriever.features``; order: log p(article)
+# from the ensemble, mean cosine to the article's 3 nearest questions, energy (log-sum-exp of the logits), best
+# such cosine over all articles) into the probability that the article is the right answer. Thresholds: answer
+# at >= answer, offer choices at >= choices, escalate below. Both fitted on CLINC150 cut to 10 questions per
+# intent (seed 0, the size of KB editors write; validation = 5 other train questions per intent + oos_val, never
+# test), out-of-scope messages weighted to 18 % of traffic, by ``python bench/clinc150.py --fit-calibration
+# --shots 10``. Without embeddings only the first two features are used: energy and the best-match similarity
+# are on scales that depend on the KB's size there. Scores are calibrated, so these carry over to other KBs
+# roughly; re-tune on your own data when you have it (``knowledge.tuning``).
+Mode = Literal["tuned", "embeddings", "tfidf"]
+CALIBRATIONS: dict[Mode, tuple[tuple[float, ...], float]] = {
+    "tuned": ((2.3648, 0.7825, 0.3969, 0.2794), -0.9778),
+    "embeddings": ((2.3648, 0.7825, 0.3969, 0.2794), -0.9778),
+    "tfidf": ((1.0188, 5.5123, 0.0, 0.0), -0.4119),
+}
+CALIBRATION_FEATURES: dict[Mode, tuple[int, ...]] = {"tuned": (0, 1, 2, 3), "embeddings": (0, 1, 2, 3), "tfidf": (0, 1)}
 
-# Logistic calibration of the per-article features (see ``Retriever.features``) into the probability that the
-# article is the right answer. Fitted by ``knowledge.tuning.fit_calibration`` on CLINC150 val + oos_val (never on test) with the
-# model settings below; reproduce with ``python bench/clinc150.py --fit-calibration``.
-# Order: log p(article) from the ensemble, mean cosine to the article's 3 nearest questions, energy
-# (log-sum-exp of the logits), best such cosine over all articles.
-CALIBRATION_WITH_EMBEDDINGS: tuple[tuple[float, ...], float] = ((2.3648, 0.7825, 0.3969, 0.2794), -0.9778)
-# Without embeddings only the first two features are used: energy and the best-match similarity are on scales
-# that depend on the KB's size there, and a fit that used them did not carry over to the 32-article demo KB.
-CALIBRATION_TFIDF_ONLY: tuple[tuple[float, ...], float] = ((1.0188, 5.5123, 0.0, 0.0), -0.4119)
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Top score >= answer: answer; >= choices: offer the candidates; below: escalate to a person."""
+
+    answer: float
+    choices: float
+
+
+DEFAULT_THRESHOLDS: dict[Mode, Thresholds] = {
+    "tuned": Thresholds(0.7104, 0.7104),
+    "embeddings": Thresholds(0.7104, 0.7104),
+    "tfidf": Thresholds(0.6960, 0.6673),
+}
 
 SVM_C = 0.5  # TF-IDF linear SVM regularisation
 EMB_LR_C = 10.0  # embedding logistic regression regularisation
@@ -79,14 +93,6 @@ class Scored:
 
     article_id: str
     score: float
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Top score >= answer: answer; >= choices: offer the candidates; below: escalate to a person."""
-
-    answer: float = DEFAULT_ANSWER_THRESHOLD
-    choices: float = DEFAULT_CHOICES_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,10 @@ class Retriever:
             self._examples_t = np.ascontiguousarray(np.asarray(example_vectors, dtype=np.float32).T)
         self._index = example_index  # (n_articles, max_questions) row numbers into _examples, -1 = padding
         self._has_oos = has_oos_class
-        weights, bias = CALIBRATION_WITH_EMBEDDINGS if emb_lr is not None else CALIBRATION_TFIDF_ONLY
+        self.mode: Mode = (
+            "tfidf" if emb_lr is None else ("tuned" if getattr(embedder, "tuned", False) else "embeddings")
+        )
+        weights, bias = CALIBRATIONS[self.mode]
         self._cal_w = np.asarray(weights, dtype=np.float64)
         self._cal_b = float(bias)
 
@@ -194,13 +203,11 @@ class Retriever:
 
     @property
     def default_thresholds(self) -> Thresholds:
-        """Thresholds tuned for this retriever's mode (with or without embeddings) on CLINC150 validation data."""
-        if self.uses_embeddings:
-            return Thresholds(DEFAULT_ANSWER_THRESHOLD, DEFAULT_CHOICES_THRESHOLD)
-        return Thresholds(DEFAULT_TFIDF_ONLY_ANSWER_THRESHOLD, DEFAULT_TFIDF_ONLY_CHOICES_THRESHOLD)
+        """Thresholds tuned for this retriever's mode on CLINC150 validation data (see DEFAULT_THRESHOLDS)."""
+        return DEFAULT_THRESHOLDS[self.mode]
 
     def with_calibration(self, weights: Sequence[float], bias: float) -> Retriever:
-        """A copy scoring with another calibration (see ``knowledge.tuning.fit_calibration``); the fitted models are shared."""
+        """A copy scoring with another calibration (``knowledge.tuning.fit_calibration``); models are shared."""
         other = copy.copy(self)
         other._cal_w = np.asarray(weights, dtype=np.float64)
         other._cal_b = float(bias)
