@@ -30,6 +30,12 @@ class Unauthorized(RelayError):
     message = "Log in first: send Authorization: Bearer <token> from POST /api/agent/login."
 
 
+class BadToken(RelayError):
+    status = 401
+    code = "bad_token"
+    message = "Please log in again: this login is unknown or has expired."
+
+
 class WrongLogin(RelayError):
     status = 401
     code = "bad_credentials"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +25,16 @@ class Settings(BaseSettings):
     rasa_port: int = 5005
     actions_port: int = 5055
 
-    # Origins allowed to open the customer socket ("*" lets a widget on any site connect; list origins to restrict).
-    cors_origins: str | list[str] = "*"
+    # Web pages of other sites allowed to use the relay (the widget's socket, the APIs), comma-separated, e.g.
+    # "https://www.example.com,https://shop.example.com"; "*" allows any site. The relay's own pages are always
+    # allowed, and so is http://localhost / 127.0.0.1 on the relay's port (the demo).
+    allowed_origins: str = ""
+    # Identity verification (docs/widget.md): the secret shared with the site's backend, which signs the signed-in
+    # user's id (hex HMAC-SHA256); with `identity_required`, a chat without a valid signature is refused.
+    identity_secret: SecretStr | None = None
+    identity_required: bool = False
+    # What Rasa widgets send when a chat opens (rasa-webchat's initPayload): answered with the bot's greeting.
+    init_payloads: str = "/get_started,/start,/init"
 
     # A chat message longer than this is refused, not truncated: the customer sees why and can resend.
     max_message_chars: int = 4000
@@ -59,6 +67,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalize_db_url(self.database_url)
         return f"sqlite+aiosqlite:///{self.state_dir / 'warmline.db'}"
+
+    @property
+    def origins(self) -> list[str]:
+        demo = [f"http://{host}:{self.relay_port}" for host in ("localhost", "127.0.0.1", self.host)]
+        return sorted({*demo, *(o.strip() for o in self.allowed_origins.split(",") if o.strip())})
 
     @property
     def rasa_url(self) -> str:

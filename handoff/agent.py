@@ -13,15 +13,16 @@ from typing import Any
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.errors import NotYourTicket, TicketUnavailable
-from handoff import events, queues, store, teams, tickets
+from common.errors import BadToken, NotYourTicket, TicketUnavailable
+from handoff import events, origins, queues, store, teams, tickets
 from handoff.auth import agent_for_token
 from handoff.bot_client import Bot
 from handoff.bot_replies import bot_uttered, history_message
 from handoff.conversation import AGENTS_ROOM, agent_room, chat_room, team_room
-from handoff.guard import Handler, parse, register
+from handoff.guard import Handler, parse, refuse, register
 from handoff.handback import resume_bot
 from handoff.models import Agent, Conversation, Ticket
+from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
 from handoff.views import summary
 
@@ -38,7 +39,9 @@ class AgentSide:
         sessions: async_sessionmaker[AsyncSession],
         bot: Bot,
         dispatcher: queues.Dispatcher,
+        allowed_origins: frozenset[str],
     ) -> None:
+        self.allowed_origins = allowed_origins
         self.sio = sio
         self.out = outbox
         self.sessions = sessions
@@ -57,7 +60,9 @@ class AgentSide:
         ]
         register(self.sio, self.out, handlers)
 
-    async def connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if not origins.allowed(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST"), self.allowed_origins):
+            raise refuse(OriginNotAllowed())
         token = auth.get("token") if isinstance(auth, dict) else None
         agent: Agent | None = None
         if isinstance(token, str) and token:
@@ -68,9 +73,7 @@ class AgentSide:
                         agent.presence = "online"
                     working = await teams.working_teams(s, agent.id)
         if agent is None:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "bad_token", "message": "Please log in again: this login is unknown or has expired."}
-            )
+            raise refuse(BadToken())
         await self.sio.save_session(sid, {"agent_id": agent.id, "name": agent.name, "role": agent.role}, namespace=NS)
         for room in (AGENTS_ROOM, agent_room(agent.id), *(team_room(t) for t in working)):
             await self.sio.enter_room(sid, room, namespace=NS)

@@ -15,15 +15,16 @@ from common.db import HotPathWriter, create_engine, session_factory
 from common.errors import RelayError
 from common.long_lived import freeze_startup_objects
 from common.settings import Settings
-from handoff import rest
+from handoff import origins, rest
 from handoff.admin import admin
 from handoff.agent import AgentSide
 from handoff.api import api
 from handoff.bot_client import BotClient
 from handoff.console import ConsoleSide
-from handoff.customer import CustomerSide, SocketSessions
+from handoff.customer import CustomerPolicy, CustomerSide, SocketSessions
 from handoff.feedback import FeedbackSide
 from handoff.kb_api import kb_api
+from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
 from handoff.queues import Dispatcher
 from handoff.reports_api import routes as reports_routes
@@ -55,7 +56,9 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
     sio = socketio.AsyncServer(
         async_mode="sanic",
         client_manager=client_manager(settings),
-        cors_allowed_origins=settings.cors_origins,
+        # Engine.IO lets every origin through, so that a refused site hears why: the namespaces refuse it at connect
+        # with a code (handoff/origins.py), and the REST API by the middleware below.
+        cors_allowed_origins="*",
         max_http_buffer_size=MAX_PACKET_BYTES,
     )
     sio.attach(app)
@@ -74,10 +77,11 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         outbox = Outbox(sio)
         app.ctx.dispatcher = dispatcher = Dispatcher(outbox, sessions)
         sockets = SocketSessions(sio)
+        policy = CustomerPolicy.from_settings(settings)
         CustomerSide(
-            sio, outbox, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars, sockets
+            sio, outbox, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars, sockets, policy
         ).register()
-        AgentSide(sio, outbox, sessions, bot, dispatcher).register()
+        AgentSide(sio, outbox, sessions, bot, dispatcher, policy.origins).register()
         ConsoleSide(sio, outbox, sessions, settings, dispatcher).register()
         FeedbackSide(sio, outbox, sessions, settings).register()  # bot-only chat ratings (handoff/feedback.py)
 
@@ -89,6 +93,17 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         await bot.close()
         app.ctx.writer.close()
         await app.ctx.engine.dispose()
+
+    allowed_origins = origins.parse_origins(settings.origins)
+
+    @app.on_request
+    async def refuse_other_sites(request: Request) -> HTTPResponse | None:
+        """A browser page of a site not allowed may not call the APIs (its socket is refused at connect)."""
+        if request.path.startswith("/api/") and not origins.allowed(
+            request.headers.get("origin"), request.headers.get("host"), allowed_origins
+        ):
+            return await rest.on_error(request, OriginNotAllowed())
+        return None
 
     app.exception(RelayError)(rest.on_error)  # every REST route's errors (common/errors.py), one shape
     app.blueprint(api)

@@ -163,7 +163,7 @@ class ConsoleSide:
         }
 
     async def customer_record(self, sid: str, data: Any) -> dict[str, Any]:
-        """This customer's past conversations and tickets: same conversation, or the same email address."""
+        """This customer's past conversations and tickets (``customer_record``)."""
         ref: events.TicketRef = parse(events.TicketRef, data)
         await self._me(sid)
         async with reading(self.sessions) as s:
@@ -199,10 +199,16 @@ class ConsoleSide:
 
 
 async def customer_record(s: AsyncSession, conversation: Conversation, limit: int = 20) -> events.CustomerRecord:
-    email = (conversation.customer or {}).get("email")
+    """This customer's past conversations and tickets. Only a verified customer (handoff/identity.py) has a past:
+    their conversations join by the site's user id; a claimed name or email joins nothing (anyone can type one)."""
+    customer = conversation.customer or {}
+    verified = bool(customer.get("verified") and customer.get("user_id"))
     query = select(Conversation).order_by(Conversation.created_at.desc()).limit(limit)
-    if email:
-        query = query.where(Conversation.customer["email"].as_string() == email)
+    if verified:
+        query = query.where(
+            Conversation.customer["user_id"].as_string() == str(customer["user_id"]),
+            Conversation.customer["verified"].as_boolean().is_(True),
+        )
     else:
         query = query.where(Conversation.id == conversation.id)
     conversations = list((await s.execute(query)).scalars())
@@ -228,7 +234,7 @@ async def customer_record(s: AsyncSession, conversation: Conversation, limit: in
             )  # fmt: skip
         )
     summaries = [{"id": c.id, "status": c.status, "created_at": c.created_at.isoformat()} for c in conversations]
-    return events.CustomerRecord(customer=dict(conversation.customer or {}), conversations=summaries, tickets=past)
+    return events.CustomerRecord(customer=dict(customer), verified=verified, conversations=summaries, tickets=past)
 
 
 @dataclass(frozen=True)

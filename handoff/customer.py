@@ -8,19 +8,22 @@ message goes is the conversation core's decision: to the bot in the bot phase, t
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.db import HotPathWriter, reading
 from common.errors import BotUnavailable, InvalidPayload, InvalidRating, MessageTooLong, NoSession, WrongSession
-from handoff import conversation, events, queues, store, tickets
+from common.settings import Settings
+from handoff import conversation, events, identity, origins, queues, store, tickets
 from handoff.bot_client import Bot, BotTurn
 from handoff.bot_replies import bot_uttered, handoff_card_of, history_message, split_reply
 from handoff.conversation import Route, chat_room
-from handoff.guard import Handler, Registrar, parse, register
+from handoff.guard import Handler, Registrar, parse, refuse, register
 from handoff.handback import resume_bot
 from handoff.models import Conversation, Message
+from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
 from handoff.overlap import let_emits_leave, while_storing
 from handoff.throttle import Throttle
@@ -29,6 +32,7 @@ from handoff.views import AGENT_ONLY, summary
 # What the bot says it cannot: the customer's way to a person while Rasa is down is this quick reply, which the
 # relay itself understands (Rasa cannot read it then).
 HUMAN_PAYLOAD = "/human"
+GREETING_PAYLOAD = "/greet"
 BOT_DOWN_TEXT = (
     "Sorry, the assistant is not reachable right now. Your message is saved. Would you like to talk to a person?"
 )
@@ -46,6 +50,7 @@ class CustomerSide:
         dispatcher: queues.Dispatcher,
         max_message_chars: int,
         sockets: SocketSessions,
+        policy: CustomerPolicy,
     ) -> None:
         self.sio = sio
         self.out = outbox
@@ -55,9 +60,11 @@ class CustomerSide:
         self.max_message_chars = max_message_chars
         self.dispatcher = dispatcher
         self.sockets = sockets
+        self.policy = policy
         self.typing_throttle = Throttle()
 
     def register(self) -> None:
+        self.sio.on("connect", self.connect, namespace=events.CUSTOMER_NAMESPACE)
         handlers: list[tuple[events.Event[Any], Handler]] = [
             (events.SESSION_REQUEST, self.session_request),
             (events.USER_UTTERED, self.user_uttered),
@@ -68,11 +75,19 @@ class CustomerSide:
         ]
         register(self.sio, self.out, handlers)
 
+    async def connect(self, sid: str, environ: dict[str, Any], _auth: Any = None) -> None:
+        """A page of a site that is not allowed is refused before any event (the widget says why)."""
+        if not origins.allowed(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST"), self.policy.origins):
+            raise refuse(OriginNotAllowed())
+
     async def session_request(self, sid: str, data: Any) -> dict[str, Any]:
         request = parse(events.SessionRequest, data)
         session_id = request.session_id or uuid.uuid4().hex
-        customer = request.customData.model_dump(exclude_none=True) if request.customData else None
+        customer = self.policy.customer(request.customData)
         async with self.sessions() as s, s.begin():
+            known = await s.get(Conversation, session_id) if request.session_id else None
+            if known is not None and not identity.same_person(known.customer or {}, customer):
+                raise WrongSession()  # a signed-in user's chat resumes only for that user
             chat = await s.run_sync(store.open_conversation, session_id, customer)
             past = [m for m in await store.history(s, session_id) if m.sender not in AGENT_ONLY]
             ticket = await tickets.open_ticket_of(s, session_id) if chat.status == "queued" else None
@@ -102,9 +117,13 @@ class CustomerSide:
         session_id, known = await self.sockets.chat_of(sid)
         if uttered.session_id not in (None, session_id):
             raise WrongSession()
-        customer = uttered.customData.model_dump(exclude_none=True) if uttered.customData else None
+        customer = self.policy.customer(uttered.customData)
+        if not identity.same_person(known, customer) and customer is not None and customer.get("verified"):
+            raise WrongSession()
+        record = identity.merge(known, customer)
+        for_bot = self.policy.for_bot(uttered.message)
         (stored, phase, paused), bot_reading = await while_storing(
-            self._ask_bot(session_id, uttered.message, {**known, **(customer or {})}),
+            self._ask_bot(session_id, for_bot, record),
             lambda: self.writer.write(
                 lambda s: store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
             ),
@@ -122,7 +141,7 @@ class CustomerSide:
         if failure is None and conversation.must_resume_before_answering(phase, paused):
             # Rasa was still paused (resuming it at resolve failed): resume now, and let it read the message again.
             await resume_bot(self.sessions, self.bot, session_id)
-            turn, failure = await self._ask_bot(session_id, uttered.message, {**known, **(customer or {})})
+            turn, failure = await self._ask_bot(session_id, for_bot, record)
         if failure is not None or turn is None:
             return await self._bot_down(sid, session_id, uttered.message, ack, failure or BotUnavailable())
         await self._bot_turn(session_id, stored.message.id, turn)
@@ -213,8 +232,8 @@ class CustomerSide:
                     )
                     continue
                 chat = await s.get(Conversation, session_id)
-                if chat is not None:  # what the relay knows of the customer completes the bot's card
-                    handoff_card["customer"] = {**chat.customer, **(handoff_card.get("customer") or {})}
+                if chat is not None:  # the relay's record of the customer (verified or not) is the card's
+                    handoff_card["customer"] = {**(handoff_card.get("customer") or {}), **chat.customer}
                     chat.bot_paused = True
                 team = await queues.team_for_card(s, handoff_card.get("team"))
                 ticket, created = await tickets.open_ticket(s, session_id, handoff_card, team=team)
@@ -289,6 +308,34 @@ class CustomerSide:
             chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(note.message))
             await self.out.emit(events.CHAT_MESSAGE, chat, to=chat_room(session_id))
         return {"ok": True, "email": req.email}
+
+
+@dataclass(frozen=True)
+class CustomerPolicy:
+    """What the operator decided about customers (settings): which sites may embed the chat, whether and how the
+    customer's identity is verified, which widget init payloads mean "say hello"."""
+
+    origins: frozenset[str] = frozenset()
+    identity_secret: str | None = None
+    identity_required: bool = False
+    init_payloads: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CustomerPolicy:
+        return cls(
+            origins=origins.parse_origins(settings.origins),
+            identity_secret=settings.identity_secret.get_secret_value() if settings.identity_secret else None,
+            identity_required=settings.identity_required,
+            init_payloads=frozenset(p.strip() for p in settings.init_payloads.split(",") if p.strip()),
+        )
+
+    def customer(self, context: events.CustomerContext | None) -> dict[str, Any] | None:
+        claimed = context.model_dump(exclude_none=True) if context else None
+        return identity.resolve(claimed, self.identity_secret, self.identity_required)
+
+    def for_bot(self, text: str) -> str:
+        """A widget's init payload reaches Rasa as its greeting intent; everything else as typed."""
+        return GREETING_PAYLOAD if text.strip() in self.init_payloads else text
 
 
 class SocketSessions:

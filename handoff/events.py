@@ -149,6 +149,9 @@ class CustomerContext(BaseModel):
     name: str | None = None
     email: str | None = None
     page: str | None = Field(default=None, max_length=2000)
+    # Identity verification (handoff/identity.py): the site's id for its signed-in user, and its signature.
+    user_id: str | None = Field(default=None, max_length=256)
+    user_hash: str | None = Field(default=None, max_length=128)
 
 
 class SessionRequest(Incoming):
@@ -468,6 +471,7 @@ class PastTicket(Payload):
 
 class CustomerRecord(Payload):
     customer: dict[str, Any]
+    verified: bool = False  # False: name and email are only what the page claimed; no other chat is joined
     conversations: list[dict[str, Any]]  # id, status, created_at
     tickets: list[PastTicket]
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+import socketio
 from pydantic import BaseModel, ValidationError
 
 from common.errors import InvalidPayload, RelayError
@@ -63,3 +64,9 @@ def register(sio: Registrar, outbox: Outbox, handlers: list[tuple[events.Event[A
         if event.direction is not events.Direction.IN:
             raise TypeError(f"{event.name} is not an incoming event")
         sio.on(event.name, guard(outbox, event, handler), namespace=event.namespace)
+
+
+def refuse(error: RelayError) -> socketio.exceptions.ConnectionRefusedError:
+    """A connect handler's refusal: the client's ``connect_error`` gets the message and, as ``data``, the usual
+    ``{code, message}`` (python-socketio sends a single argument as the message only)."""
+    return socketio.exceptions.ConnectionRefusedError(error.message, error.payload())

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from common.clock import utcnow
 from common.db import HotPathWriter
+from handoff import identity
 from handoff.models import Conversation, Message
 
 # Writes on the chat path use the tables (SQLAlchemy Core): the ORM's loads and bulk-insert machinery cost a few
@@ -68,8 +69,8 @@ _BY_CLIENT_ID = select(Message).where(
 
 def open_conversation(s: Session, session_id: str, customer: dict[str, Any] | None) -> ConversationState:
     """Get the conversation, creating it on first contact; merges newly known customer details into it (a detail
-    sent empty never erases a known one)."""
-    known = {k: v for k, v in (customer or {}).items() if v}
+    sent empty never erases a known one, a claim never overwrites a verified record: ``identity.merge``)."""
+    known = identity.merge({}, customer)
     row = s.execute(_STATE, {"id": session_id}).one_or_none()
     if row is None:
         now = utcnow()
@@ -78,7 +79,7 @@ def open_conversation(s: Session, session_id: str, customer: dict[str, Any] | No
             "agent_read_id": None, "created_at": now, "updated_at": now,
         })  # fmt: skip
         row = s.execute(_STATE, {"id": session_id}).one()  # ours, or another relay process's of a moment ago
-    merged = {**row.customer, **known}
+    merged = identity.merge(row.customer, customer)
     if merged != row.customer:
         s.execute(
             update(CONVERSATIONS).where(CONVERSATIONS.c.id == session_id).values(customer=merged, updated_at=utcnow())

@@ -20,7 +20,7 @@ from handoff.agent import AgentSide
 from handoff.auth import create_agent
 from handoff.console import ConsoleSide
 from handoff.conversation import chat_room, team_room
-from handoff.customer import BOT_DOWN_TEXT, HUMAN_PAYLOAD, CustomerSide, SocketSessions
+from handoff.customer import BOT_DOWN_TEXT, HUMAN_PAYLOAD, CustomerPolicy, CustomerSide, SocketSessions
 from handoff.models import Conversation, Message, Ticket
 from handoff.outbox import Outbox
 from tests.fakes import RecordingSio, ScriptedBot, check_shape
@@ -29,6 +29,7 @@ from warmline.migrate import upgrade
 C, A = events.CUSTOMER_NAMESPACE, events.AGENT_NAMESPACE
 CARD = {"custom": {"handoff": {"reason": "customer_asked", "reason_text": "The customer asked for a person."}}}
 SESSION = "sess-0001"
+POLICY = CustomerPolicy.from_settings(Settings())
 
 
 @dataclass
@@ -59,8 +60,8 @@ async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
     outbox = Outbox(sio)
     writer = HotPathWriter(engine)
     dispatcher = queues.Dispatcher(outbox, sessions)
-    CustomerSide(sio, outbox, sessions, writer, bot, dispatcher, 4000, SocketSessions(sio)).register()
-    AgentSide(sio, outbox, sessions, bot, dispatcher).register()
+    CustomerSide(sio, outbox, sessions, writer, bot, dispatcher, 4000, SocketSessions(sio), POLICY).register()
+    AgentSide(sio, outbox, sessions, bot, dispatcher, POLICY.origins).register()
     ConsoleSide(sio, outbox, sessions, Settings(), dispatcher).register()
     relay = Relay(sio, bot, sessions, dispatcher)
     await sio.call(C, "session_request", "c1", {"session_id": SESSION, "customData": {"name": "Ana"}})
@@ -254,3 +255,9 @@ def test_a_custom_payload_goes_out_as_is() -> None:
         check_shape(
             C, "bot_uttered", {"text": "hi", "message_id": 1, "metadata": {"message_id": 1, "sender": "bot", "ts": "t"}}
         )
+
+
+async def test_a_widgets_init_payload_asks_the_bot_for_its_greeting(relay: Relay) -> None:
+    await relay.say("/get_started")
+    assert relay.bot.sent == [(SESSION, "/greet")]
+    assert ("customer", "/get_started") in await relay.messages()  # stored as the widget sent it
