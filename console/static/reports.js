@@ -12,7 +12,7 @@
 
   // How figures are written; the browser test reads these exact strings.
   function pct(x) { return x == null ? "–" : (x * 100).toFixed(1) + " %"; }
-  function secs(x) { return x == null ? "–" : x.toFixed(1) + " s"; }
+  function secs(x) { return x == null ? "–" : (x < 1 ? x.toFixed(3) : x.toFixed(1)) + " s"; }
   function num(x) { return x == null ? "–" : String(x); }
   function score(x) { return x == null ? "–" : x.toFixed(2); }
 
@@ -108,7 +108,7 @@
       options: {
         animation: false, responsive: true, maintainAspectRatio: false,
         scales: { y: { beginAtZero: true, suggestedMax: yMax } },
-        plugins: { legend: { labels: { color: "#dfe6f5" } } },
+        plugins: { legend: { labels: { color: "#1b2330" } } },
       },
     });
   }
