@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import sys
 import tempfile
 import time
 import uuid
@@ -253,7 +255,14 @@ async def main() -> None:
     rows = generate(args.conversations, args.spread_days, now)
     counts = {k: len(v) for k, v in rows.items()}
     print(f"generated in {time.perf_counter() - started:.1f} s: {counts}")
-    results: dict[str, Any] = {"conversations": args.conversations, "spread_days": args.spread_days, "rows": counts}
+    results: dict[str, Any] = {
+        "command": "bench/reports.py " + " ".join(sys.argv[1:]),
+        "conversations": args.conversations,
+        "spread_days": args.spread_days,
+        "rows": counts,
+        # The machine is shared: other work running meanwhile shows in the load average (2 cores here).
+        "load_average_before": os.getloadavg(),
+    }
     columns = ["report", "n", "p50_ms", "p99_ms", "mean_ms", "max_ms"]
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'reports.db'}"
@@ -280,6 +289,7 @@ async def main() -> None:
     worst = {
         db: max(r["p99_ms"] for r in results[db] if "p99_ms" in r) for db in ("sqlite", "postgresql") if db in results
     }
+    results["load_average_after"] = os.getloadavg()
     results["worst_p99_ms"] = worst
     results["target_p99_ms"] = 1000
     print(f"\nworst p99: {worst} (target <= 1000 ms)")

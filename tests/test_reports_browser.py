@@ -29,7 +29,8 @@ from knowledge.articles import KnowledgeBase
 from tests.agent_client import AgentClient, login
 from tests.browser import chromium
 from tests.chat_client import Customer
-from tests.stack import Stack
+from tests.stack import Stack, free_port, settings_env
+from warmline.processes import services
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -237,3 +238,25 @@ async def test_the_reports_page_shows_the_known_figures(
         headers = {"Authorization": f"Bearer {people['rep-ann']['token']}"}
         async with http.get(f"{url}/api/reports", params={"team": "billing"}, headers=headers) as r:
             assert r.status == 403
+
+
+async def test_a_quiet_bot_only_chat_is_asked_for_a_rating_once(stack: Stack, demo_kb: KnowledgeBase) -> None:
+    """A relay with a 2 s idle time: the chat goes quiet after the bot's answer and is asked (because idle), once."""
+    settings = stack.settings.model_copy(update={"relay_port": free_port()})
+    env = settings_env(settings) | {"WARMLINE_CHAT_RATING_IDLE_S": "2"}
+    relay = next(s for s in services(settings, stack.model, env) if s.name == "relay")
+    stack.supervisor.start(relay)
+    customer = Customer(settings.relay_url)
+    await customer.connect()
+    try:
+        article = demo_kb.by_id("reset-password")
+        assert article is not None
+        assert (await customer.ask(QUESTION))["text"] == article.answer
+        request = await customer.next_event("rating_request", timeout=15)
+        assert (request["ticket_id"], request["scope"], request["because"]) == (None, "chat", "idle")
+        assert (await customer.sio.call("chat_rating", {"score": 4}, timeout=10)) == {"ok": True}
+        with pytest.raises(asyncio.TimeoutError):  # asked once: the next sweeps leave it alone
+            await customer.next_event("rating_request", timeout=4)
+        assert (await customer.sio.call("end_chat", {}, timeout=10))["rating_requested"] is False
+    finally:
+        await customer.close()
