@@ -4,6 +4,11 @@ Editors publish in the database (knowledge/store.py bumps the KB revision in the
 server checks the revision at most once a second, from a background task once the server runs (so the answer path
 never waits on the database), and when it changed reads the published KB, builds a new retriever in a worker
 thread and swaps it in with one assignment: a request sees either the old KB or the new one, never a mix.
+
+The first retriever of a KB revision uses the frozen sentence encoder, so a publish is live within seconds. Once
+the KB has been quiet for ``TUNE_AFTER_S``, the encoder is fine-tuned on the KB's own questions
+(knowledge/finetune.py; tens of seconds on one core, in a worker thread at lower CPU priority) and a retriever
+built with it replaces the first one, if the KB has not changed meanwhile (a newer publish stops the run).
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,6 +29,8 @@ from common.db import create_engine, reading, session_factory
 from common.settings import Settings
 from knowledge import store
 from knowledge.articles import KnowledgeBase
+from knowledge.embeddings import default_embedder
+from knowledge.finetune import FineTuneStopped, fine_tune
 from knowledge.retrieval import Retriever
 from knowledge.seed import seed
 
@@ -29,6 +39,10 @@ log = logging.getLogger(__name__)
 # How often at most the KB revision is checked; well inside the "live within seconds" promise, and one
 # primary-key read a second is nothing for the database.
 CHECK_INTERVAL_S = 1.0
+# Quiet time after a publish before the encoder is fine-tuned: an editor publishing several articles in a row
+# gets one fine-tune, not one per article.
+TUNE_AFTER_S = 2.0
+TUNE_NICENESS = 10  # the fine-tune's thread yields the CPU to the answer path and to Rasa
 
 
 @dataclass(frozen=True)
@@ -36,11 +50,16 @@ class LiveKB:
     kb: KnowledgeBase
     retriever: Retriever
     version: str  # "r<KB revision>"
+    tuned: bool = False  # the retriever uses the encoder fine-tuned on this KB
 
 
 class KBService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fine_tune: bool = True) -> None:
         self.settings = settings
+        self.fine_tune = fine_tune and default_embedder() is not None
+        self._tuner: asyncio.Task[None] | None = None
+        self._tune_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-fine-tune")
+        self._stopping = False
         self._live: LiveKB | None = None
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
@@ -66,6 +85,12 @@ class KBService:
         self._poller = asyncio.create_task(self._poll())
 
     async def stop(self, *_: object) -> None:
+        self._stopping = True
+        if self._tuner is not None:
+            self._tuner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tuner
+        self._tune_pool.shutdown(wait=False, cancel_futures=True)
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -99,7 +124,44 @@ class KBService:
             if changed and self.retrainer is not None:
                 self.retrainer.poke()
             log.info("KB indexed: %d articles (%s) in %.1f s", len(kb.articles), revision, time.monotonic() - started)
+            if self.fine_tune and live.retriever.uses_embeddings:
+                if self._tuner is not None:
+                    self._tuner.cancel()
+                self._tuner = asyncio.create_task(self._tune(live, started))
             return live
+
+    async def _tune(self, live: LiveKB, published_seen: float) -> None:
+        """Fine-tune the encoder on this KB and swap in a retriever built with it, unless the KB changed."""
+        await asyncio.sleep(TUNE_AFTER_S)
+        if self._live is not live:
+            return
+        try:
+            tuned, seconds, steps = await asyncio.get_running_loop().run_in_executor(
+                self._tune_pool, self._build_tuned, live
+            )
+        except FineTuneStopped:
+            return
+        except Exception:  # keep answering with the frozen encoder; the next publish tries again
+            log.exception("KB fine-tune failed; %s stays on the frozen encoder", live.version)
+            return
+        async with self._lock:
+            if self._live is live:
+                self._live = tuned
+                log.info(
+                    "KB encoder fine-tuned on %s in %.1f s (%d steps); live %.1f s after the publish was seen",
+                    live.version,
+                    seconds,
+                    steps,
+                    time.monotonic() - published_seen,
+                )
+
+    def _build_tuned(self, live: LiveKB) -> tuple[LiveKB, float, int]:
+        """In the worker thread: (the tuned live KB, fine-tuning seconds, steps)."""
+        with contextlib.suppress(OSError):  # Linux: a thread's niceness is its own
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TUNE_NICENESS)
+        embedder = fine_tune(live.kb, should_stop=lambda: self._stopping or self._live is not live)
+        retriever = Retriever.build(live.kb, embedder=embedder)
+        return replace(live, retriever=retriever, tuned=True), embedder.train_seconds, embedder.steps
 
     async def _poll(self) -> None:
         while True:

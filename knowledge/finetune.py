@@ -16,7 +16,7 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -97,6 +97,10 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> to
     return per_row.mean()
 
 
+class FineTuneStopped(Exception):
+    """``should_stop`` said so between two steps (the KB changed again, or the server is stopping)."""
+
+
 class TunedEmbedder(SentenceEmbedder):
     """A SentenceEmbedder over a fine-tuned copy of the model (its own in-memory cache, never the disk one)."""
 
@@ -124,8 +128,12 @@ def fine_tune(
     oos_examples: Sequence[str] = (),
     base: SentenceEmbedder | None = None,
     settings: FineTuneSettings | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> TunedEmbedder:
-    """Fine-tune a copy of the base model on the KB's questions; the base model stays as it is."""
+    """Fine-tune a copy of the base model on the KB's questions; the base model stays as it is.
+
+    ``should_stop`` is asked before each step; when it answers True, ``FineTuneStopped`` is raised.
+    """
     import torch
 
     settings = settings or FineTuneSettings()
@@ -144,6 +152,8 @@ def fine_tune(
         model.train()  # type: ignore[attr-defined]
         prepare = getattr(model, "preprocess", None) or model.tokenize  # type: ignore[attr-defined]
         for batch in batches(labels, settings, steps):
+            if should_stop():
+                raise FineTuneStopped
             out = model(prepare([texts[i] for i in batch]))["sentence_embedding"]  # type: ignore[operator]
             loss = supcon_loss(torch.nn.functional.normalize(out, dim=1), y[batch], settings.temperature)
             optimizer.zero_grad()
