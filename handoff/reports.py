@@ -235,10 +235,11 @@ async def load_rows_concurrently(
 async def rows_for(
     sessions: async_sessionmaker[AsyncSession], period: Period, need: Sequence[str] = SECTIONS
 ) -> mc.Rows:
-    """The rows of ``period``: on PostgreSQL each table's query on its own connection at once (the server runs them
-    in parallel); on SQLite one after the other in one read transaction (measured: running them at once in
-    SQLite's driver threads was no faster, and each took a connection)."""
-    if sessions.kw["bind"].dialect.name == "postgresql" and len(need) > 1:
+    """The rows of ``period``, each table's query on a connection of its own, all at once. Measured with 100,000
+    conversations in the range: SQLite 0.25 s against 0.43 s one after the other (its driver threads run the queries
+    in parallel; Python turns finished ones into rows meanwhile). Each query sees its own snapshot: a ticket opened
+    in between may be in one section and not another, for one refresh of the page."""
+    if len(need) > 1:
         return await load_rows_concurrently(sessions, period, need)
     async with reading(sessions) as s:
         return await load_rows(s, period, need)
@@ -247,4 +248,6 @@ async def rows_for(
 async def build(
     sessions: async_sessionmaker[AsyncSession], period: Period, csat_margin_pts: float, handle_margin_pct: float
 ) -> mc.Report:
-    return mc.report(await rows_for(sessions, period), csat_margin_pts, handle_margin_pct)
+    rows = await rows_for(sessions, period)
+    # A tenth of a second of arithmetic with 100,000 conversations: off the event loop, so chats keep flowing.
+    return await asyncio.to_thread(mc.report, rows, csat_margin_pts, handle_margin_pct)
