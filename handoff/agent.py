@@ -8,7 +8,7 @@ receipts, canned responses, KB search, the customer's record) are in ``handoff.c
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,12 +26,17 @@ from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
 from handoff.views import summary
 
+if TYPE_CHECKING:
+    from handoff.copilot import Copilot
+
 log = logging.getLogger(__name__)
 
 NS = events.AGENT_NAMESPACE
 
 
 class AgentSide:
+    copilot: Copilot | None = None  # handoff/copilot.py, set by handoff.app
+
     def __init__(
         self,
         sio: socketio.AsyncServer,
@@ -167,7 +172,9 @@ class AgentSide:
         for event in bot_uttered(joined.message, agent_name=name):
             await self.out.emit(events.BOT_UTTERED, event, to=room)
         self.dispatcher.request(queues.ticket_team(ticket))  # everyone behind moves up
-        return {"ok": True, "ticket": detail.model_dump()}
+        # The copilot's top suggestions for the customer's last unanswered question come with the card.
+        handed = await self.copilot.for_handoff(ticket.id, agent_id) if self.copilot is not None else None
+        return {"ok": True, "ticket": detail.model_dump(), "suggestions": handed.model_dump() if handed else None}
 
     async def agent_message(self, sid: str, data: Any) -> dict[str, Any]:
         says = parse(events.AgentSays, data)

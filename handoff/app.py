@@ -21,6 +21,7 @@ from handoff.agent import AgentSide
 from handoff.api import api
 from handoff.bot_client import BotClient
 from handoff.console import ConsoleSide
+from handoff.copilot import Copilot, HttpSuggestSource, actions_base_url
 from handoff.customer import CustomerPolicy, CustomerSide, SocketSessions
 from handoff.feedback import FeedbackSide
 from handoff.kb_api import kb_api
@@ -78,11 +79,20 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         app.ctx.dispatcher = dispatcher = Dispatcher(outbox, sessions)
         sockets = SocketSessions(sio)
         policy = CustomerPolicy.from_settings(settings)
-        CustomerSide(
+        customer = CustomerSide(
             sio, outbox, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars, sockets, policy
-        ).register()
-        AgentSide(sio, outbox, sessions, bot, dispatcher, policy.origins).register()
-        ConsoleSide(sio, outbox, sessions, settings, dispatcher).register()
+        )
+        customer.register()
+        agent = AgentSide(sio, outbox, sessions, bot, dispatcher, policy.origins)
+        agent.register()
+        console = ConsoleSide(sio, outbox, sessions, settings, dispatcher)
+        console.register()
+        # The agent's copilot (handoff/copilot.py): suggestions from the action server's live retriever.
+        app.ctx.suggest_source = HttpSuggestSource(actions_base_url(settings.actions_url))
+        await app.ctx.suggest_source.start()
+        app.ctx.copilot = Copilot(sio, outbox, sessions, app.ctx.suggest_source)
+        app.ctx.copilot.register()
+        customer.copilot = agent.copilot = console.copilot = app.ctx.copilot
         FeedbackSide(sio, outbox, sessions, settings).register()  # bot-only chat ratings (handoff/feedback.py)
 
     app.register_listener(freeze_startup_objects, "after_server_start")
@@ -90,6 +100,8 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
     @app.after_server_stop
     async def close_resources(app: Sanic) -> None:
         await app.ctx.dispatcher.settled()
+        await app.ctx.copilot.settled()
+        await app.ctx.suggest_source.close()
         await bot.close()
         app.ctx.writer.close()
         await app.ctx.engine.dispose()

@@ -8,7 +8,7 @@ commit -> emit, naming the rooms explicitly. Registered next to ``AgentSide`` in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from sqlalchemy import select
@@ -26,10 +26,15 @@ from handoff.outbox import Outbox
 from handoff.throttle import Throttle
 from handoff.views import summary
 
+if TYPE_CHECKING:
+    from handoff.copilot import Copilot
+
 NS = events.AGENT_NAMESPACE
 
 
 class ConsoleSide:
+    copilot: Copilot | None = None  # handoff/copilot.py, set by handoff.app
+
     def __init__(
         self,
         sio: socketio.AsyncServer,
@@ -87,6 +92,8 @@ class ConsoleSide:
         await self.sio.leave_room(sid, room, namespace=NS)  # the first agent leaves the conversation
         if moved.out.to_agent_id is not None:
             await self.out.emit(events.CHAT_ASSIGNED, moved.out, to=agent_room(moved.out.to_agent_id))
+            if self.copilot is not None:  # the last unanswered question's suggestions follow the chat
+                self.copilot.after_transfer(moved.out.ticket_id, moved.out.to_agent_id)
         elif moved.out.to_team is not None:
             await self.out.emit(events.TICKET_WAITING, moved.summary, to=team_room(moved.out.to_team))
             self.dispatcher.request(moved.out.to_team)

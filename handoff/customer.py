@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,6 +29,9 @@ from handoff.overlap import let_emits_leave, while_storing
 from handoff.throttle import Throttle
 from handoff.views import AGENT_ONLY, summary
 
+if TYPE_CHECKING:
+    from handoff.copilot import Copilot
+
 # What the bot says it cannot: the customer's way to a person while Rasa is down is this quick reply, which the
 # relay itself understands (Rasa cannot read it then).
 HUMAN_PAYLOAD = "/human"
@@ -40,6 +43,8 @@ BOT_DOWN_OFFER = [{"content_type": "text", "title": "Talk to a person", "payload
 
 
 class CustomerSide:
+    copilot: Copilot | None = None  # the agent's suggestions (handoff/copilot.py), set by handoff.app
+
     def __init__(
         self,
         sio: Registrar,
@@ -174,6 +179,8 @@ class CustomerSide:
         )
         stop = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=False)
         await self.out.emit(events.TYPING_TO_AGENT, stop, to=room)
+        if self.copilot is not None:  # only now, after the message has left: suggestions never delay it
+            self.copilot.after_customer_message(ticket, message)
 
     async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn) -> None:
         said = [split_reply(rasa_message) for rasa_message in turn.messages]

@@ -518,6 +518,78 @@ TYPING_TO_AGENT = _event("typing", TypingOut, _A, _OUT, "The customer is (or sto
 READ_TO_AGENT = _event("read", ReadOut, _A, _OUT, "The customer (or the agent, in another tab) read up to here.")
 
 
+# --- The copilot (handoff/copilot.py): suggestions for the seated agent only, never the customer's -----------
+
+
+class SuggestedArticle(Payload):
+    article_id: str
+    title: str
+    excerpt: str  # the answer's first words, to judge it at a glance
+    text: str  # the whole answer, rendered for this ticket: what one click inserts
+    confidence: float  # the live retriever's calibrated score, 0..1
+    level: Literal["high", "medium", "low"]
+    team: str | None = None
+
+
+class SuggestedCanned(Payload):
+    canned_id: int
+    shortcut: str
+    title: str
+    text: str  # rendered for this ticket
+
+
+class SuggestionsOut(Payload):
+    """Suggestions for one customer message (``message_id``; None: no message to hang them on), kept on it."""
+
+    suggestion_id: int  # the stored set (metrics: shown, inserted, sent)
+    ticket_id: int
+    message_id: int | None = None
+    question: str
+    context: Literal["message", "handoff"] = "message"  # handoff: came with accept or a transfer
+    kb_version: str | None = None
+    articles: list[SuggestedArticle] = []
+    canned: list[SuggestedCanned] = []
+
+
+class SuggestionUsed(Incoming):
+    ticket_id: int
+    suggestion_id: int
+    kind: Literal["article", "canned"]
+    ref: str = Field(min_length=1, max_length=128)  # the article id, or the canned response's id
+
+
+class SuggestionSent(Incoming):
+    ticket_id: int
+    use_id: int
+    message_id: int = Field(ge=1)  # the agent's message that went out with the inserted text in it
+
+
+class SaveToKB(Incoming):
+    ticket_id: int
+    message_id: int = Field(ge=1)  # the agent's answer
+    mode: Literal["draft", "examples"]  # a new draft article, or the question as an example of ``article_id``
+    article_id: str | None = Field(default=None, max_length=128)
+    question: str | None = Field(default=None, max_length=1000)  # default: the customer's message before it
+    title: str | None = Field(default=None, max_length=200)
+
+
+class SavedToKB(Payload):
+    saved_id: int
+    mode: str
+    article_id: str
+    version: int
+    question: str
+
+
+SUGGESTIONS = _event(
+    "suggestions", SuggestionsOut, _A, _OUT, "KB articles and canned responses for a customer message."
+)
+SUGGESTION_USED = _event("suggestion_used", SuggestionUsed, _A, _IN, "I inserted a suggestion (metrics).")
+SUGGESTION_SENT = _event("suggestion_sent", SuggestionSent, _A, _IN, "My message with an inserted suggestion went out.")
+SUGGESTIONS_OF = _event("suggestions_of", TicketRef, _A, _IN, "The suggestions stored for my chat (after a reload).")
+SAVE_TO_KB = _event("save_to_kb", SaveToKB, _A, _IN, "Save my answer to the KB: a draft article or new examples.")
+
+
 def _fields(model: type[BaseModel]) -> str:
     if issubclass(model, RootModel):
         return "the session id (a bare string)"

@@ -206,3 +206,75 @@ Index("ix_tickets_created_at", Ticket.created_at)
 Index("ix_ticket_segments_started_at", TicketSegment.started_at)
 # "Did this conversation escalate?" for every conversation of a report (the unique index covers open tickets only).
 Index("ix_tickets_conversation_id", Ticket.conversation_id)
+
+
+# --- The copilot (handoff/copilot.py): what was suggested to agents, what they used, what they saved to the KB ---
+
+
+class CopilotSuggestion(Base):
+    """One set of suggestions shown to an agent for a customer message (or with a handoff), as it was sent."""
+
+    __tablename__ = "copilot_suggestions"
+    __table_args__ = (
+        Index("ix_copilot_suggestions_ticket_id", "ticket_id"),
+        Index("ix_copilot_suggestions_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the customer's message
+    agent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # seated then (None: still queued)
+    context: Mapped[str] = mapped_column(String(16))  # message | handoff
+    kb_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the SuggestionsOut sent (re-sent after a reload)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CopilotItem(Base):
+    """One article or canned response of a set: "shown", per article and per agent."""
+
+    __tablename__ = "copilot_items"
+    __table_args__ = (Index("ix_copilot_items_ref", "kind", "ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    suggestion_id: Mapped[int] = mapped_column(ForeignKey("copilot_suggestions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # article | canned
+    ref: Mapped[str] = mapped_column(String(128))  # the article id or the canned response's id
+    rank: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float | None] = mapped_column(nullable=True)
+
+
+class CopilotUse(Base):
+    """An agent inserted a suggestion; ``outcome`` once a message with it went out: unchanged | edited."""
+
+    __tablename__ = "copilot_uses"
+    __table_args__ = (Index("ix_copilot_uses_item_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("copilot_items.id", ondelete="CASCADE"))
+    agent_id: Mapped[int] = mapped_column(Integer)
+    inserted_text: Mapped[str] = mapped_column(Text)
+    inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CopilotSaved(Base):
+    """An agent's answer saved to the KB: a draft article or new example questions, and its inbox entry."""
+
+    __tablename__ = "copilot_saved"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(Integer)
+    conversation_id: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[int] = mapped_column(Integer)
+    agent_name: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[int] = mapped_column(Integer)  # the agent's answer
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16))  # draft | examples
+    article_id: Mapped[str] = mapped_column(String(128))
+    version_id: Mapped[int] = mapped_column(Integer)  # the draft version editors publish
+    inbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # kb_unanswered row
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -105,6 +105,9 @@ def cmd_actions(settings: Settings, _args: argparse.Namespace) -> int:
     app.register_listener(live_kb.start, "before_server_start")
     app.register_listener(freeze_startup_objects, "after_server_start")  # the model and the index: see there
     app.register_listener(live_kb.stop, "after_server_stop")
+    from actions import suggest
+
+    suggest.register(app)  # the copilot's suggestions, from this same live KB (actions/suggest.py)
     app.run(host=settings.host, port=settings.actions_port, single_process=True, motd=False, access_log=False)
     return 0
 

@@ -1,0 +1,636 @@
+"""The bot as the agent's silent copilot: KB and canned-response suggestions for the seated agent in the human
+phase, the top ones again with a handoff (accept, transfer), metrics of what agents used, and "save to the KB".
+
+The customer's message is relayed first; suggestions follow on their own task (``Copilot.after_customer_message``)
+so they can never delay it. Articles are ranked by the action server's live retriever over HTTP
+(actions/suggest.py): the same model and KB revision the bot answers with, so a publish reaches suggestions as fast
+as it reaches the bot. Suggestions go to the seated agent's own room on ``/agent`` only: no event of the customer
+namespace carries one, and Rasa, paused in the human phase, is not asked anything new.
+
+Top: the policy as pure functions (what to show at which confidence, no duplicates, nothing below a floor). Then
+the I/O: the ranking source, the suggestion sets (stored: they stay on their message after a reload and count as
+"shown"), and the agent's events (insert, sent, reload, save to the KB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import aiohttp
+import socketio
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import String, case, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from common.clock import utcnow
+from common.errors import InvalidPayload, NotYourTicket
+from handoff import canned, events, teams
+from handoff.conversation import agent_room
+from handoff.guard import Handler, parse, register
+from handoff.models import (
+    Agent,
+    CannedResponse,
+    Conversation,
+    CopilotItem,
+    CopilotSaved,
+    CopilotSuggestion,
+    CopilotUse,
+    Message,
+    Team,
+    Ticket,
+)
+from handoff.outbox import Outbox
+from knowledge import store as kb_store
+from knowledge.articles import SLUG_RE
+from knowledge.models import KBArticle, UnansweredQuestion
+
+log = logging.getLogger(__name__)
+
+NS = events.AGENT_NAMESPACE
+# handoff/guard.py's rate-limit gate of the agent namespace: runs before a handler, refuses what is over the limit.
+Gate = Callable[[str, events.Event[Any]], Awaitable[None]]
+
+# ================================================================================================================
+# The policy (pure)
+# ================================================================================================================
+
+FLOOR = 0.15  # below this calibrated confidence an article is noise to a person reading fast: never shown
+MEDIUM = 0.4  # "medium" from here up to the bot's own answer threshold ("high": the bot would have answered)
+RUNNER_UP_RATIO = 0.5  # next to a high top article, a runner-up under half its score only distracts
+MAX_ARTICLES = 3
+MAX_CANNED = 2
+CANNED_MIN_OVERLAP = 2.0  # shared words (title ones count double): one common word is chance
+EXCERPT_CHARS = 160
+WORD = re.compile(r"[a-z0-9]+")
+# Words that say nothing about what a message is about; a canned response is matched on the rest.
+STOPWORDS = frozenset(
+    "a an and are as at be but by can could do does for from have how i if in is it me my no not of on or our so "
+    "that the this to was we what when where which who why will with you your hi hello hey please thanks thank ok okay yes yeah sure great cool bye".split()
+)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """An article as the live retriever ranked it for a message."""
+
+    article_id: str
+    title: str
+    answer: str
+    team: str | None
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    kb_version: str | None
+    answer_threshold: float
+    articles: tuple[Ranked, ...]
+
+
+Level = Literal["high", "medium", "low"]
+
+
+def level(confidence: float, answer_threshold: float) -> Level:
+    if confidence >= answer_threshold:
+        return "high"
+    return "medium" if confidence >= MEDIUM else "low"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def pick_articles(
+    ranked: Iterable[Ranked], answer_threshold: float, floor: float = FLOOR, limit: int = MAX_ARTICLES
+) -> list[Ranked]:
+    """The articles to show, best first: none below ``floor``; no article twice, nor two with the same answer;
+    next to a high-confidence top article only runners-up of at least ``RUNNER_UP_RATIO`` of its score."""
+    best_first = sorted(ranked, key=lambda r: -r.confidence)
+    picked: list[Ranked] = []
+    seen_ids: set[str] = set()
+    seen_answers: set[str] = set()
+    for r in best_first:
+        if r.confidence < floor or r.article_id in seen_ids or _norm(r.answer) in seen_answers:
+            continue
+        top = picked[0] if picked else None
+        if top is not None and top.confidence >= answer_threshold and r.confidence < RUNNER_UP_RATIO * top.confidence:
+            break  # sorted: every later one is weaker still
+        picked.append(r)
+        seen_ids.add(r.article_id)
+        seen_answers.add(_norm(r.answer))
+        if len(picked) == limit:
+            break
+    return picked
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The answer's first words, whole words only, with an ellipsis when cut."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit + 1].rsplit(" ", 1)[0] if " " in flat[:limit] else flat[:limit]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in WORD.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS}
+
+
+def match_canned(
+    message: str,
+    responses: Iterable[canned.Canned],
+    working: set[str],
+    exclude_texts: Iterable[str] = (),
+    limit: int = MAX_CANNED,
+) -> list[canned.Canned]:
+    """Canned responses (of the agent's teams, or shared) that share enough content words with the message, best
+    first; none whose text duplicates a suggested article's answer (``exclude_texts``) or another response."""
+    words = content_words(message)
+    if not words:
+        return []
+    taken = {_norm(t) for t in exclude_texts}
+    scored: list[tuple[float, canned.Canned]] = []
+    for c in responses:
+        if c.team is not None and c.team not in working:
+            continue
+        title = content_words(c.title + " " + c.shortcut.replace("-", " ").replace("_", " "))
+        body = content_words(c.body)
+        score = sum(2.0 if w in title else 1.0 if w in body else 0.0 for w in words)
+        if score >= CANNED_MIN_OVERLAP:
+            scored.append((score, c))
+    scored.sort(key=lambda pair: (-pair[0], pair[1].shortcut))
+    out: list[canned.Canned] = []
+    for _, c in scored:
+        if _norm(c.body) in taken:
+            continue
+        taken.add(_norm(c.body))
+        out.append(c)
+        if len(out) == limit:
+            break
+    return out
+
+
+def worth_suggesting(text: str) -> bool:
+    """A quick-reply payload ("/human") or a message with no content word ("ok", "thanks!") gets nothing."""
+    return not text.strip().startswith("/") and bool(content_words(text))
+
+
+@dataclass(frozen=True)
+class Said:
+    id: int
+    sender: str
+    text: str
+
+
+def last_unanswered(messages: Sequence[Said]) -> Said | None:
+    """The customer's last question no agent has answered yet: their last message worth suggesting for, after
+    the last agent message (None: the agent spoke last, or the customer asked nothing)."""
+    for m in reversed(messages):
+        if m.sender == "agent":
+            return None
+        if m.sender == "customer" and worth_suggesting(m.text):
+            return m
+    return None
+
+
+def question_before(messages: Sequence[Said], answer_id: int) -> Said | None:
+    """The customer's question an agent's answer replied to: their last message worth it before the answer."""
+    before = [m for m in messages if m.id < answer_id]
+    return next((m for m in reversed(before) if m.sender == "customer" and worth_suggesting(m.text)), None)
+
+
+def outcome(inserted: str, sent: str) -> Literal["unchanged", "edited"]:
+    """Sent as inserted (spacing aside), or edited first."""
+    return "unchanged" if _norm(inserted) == _norm(sent) else "edited"
+
+
+def suggestions(
+    ranking: Ranking,
+    responses: Sequence[canned.Canned],
+    working: set[str],
+    question: str,
+    context: Mapping[str, Mapping[str, object]],
+) -> tuple[list[events.SuggestedArticle], list[events.SuggestedCanned]]:
+    """What to show for ``question``: the picked articles and matching canned responses, rendered for the ticket."""
+    articles = [
+        events.SuggestedArticle(
+            article_id=r.article_id,
+            title=r.title,
+            excerpt=excerpt(canned.render(r.answer, context)),
+            text=canned.render(r.answer, context),
+            confidence=round(r.confidence, 3),
+            level=level(r.confidence, ranking.answer_threshold),
+            team=r.team,
+        )  # fmt: skip
+        for r in pick_articles(ranking.articles, ranking.answer_threshold)
+    ]
+    matched = match_canned(question, responses, working, exclude_texts=[a.text for a in articles])
+    canned_items = [
+        events.SuggestedCanned(canned_id=c.id, shortcut=c.shortcut, title=c.title, text=canned.render(c.body, context))
+        for c in matched
+    ]
+    return articles, canned_items
+
+
+def draft_id(question: str, taken: set[str]) -> str:
+    """A slug for a draft article made from a question, not yet taken."""
+    words = [w for w in WORD.findall(question.lower()) if w not in STOPWORDS][:6] or ["agent", "answer"]
+    base = "-".join(words)[:56].strip("-") or "agent-answer"
+    candidate, n = base, 2
+    while candidate in taken or not SLUG_RE.match(candidate):
+        candidate, n = f"{base}-{n}", n + 1
+    return candidate
+
+
+def inbox_reason(agent_name: str, ticket_id: int) -> str:
+    """The inbox entry's reason, as the editors' inbox shows it (the column holds 32 characters)."""
+    suffix = f" · ticket #{ticket_id}"
+    return f"agent {agent_name[: 32 - 6 - len(suffix)]}{suffix}"
+
+
+# ================================================================================================================
+# Where rankings come from
+# ================================================================================================================
+
+
+class SuggestSource(Protocol):
+    async def rank(self, text: str, k: int) -> Ranking | None: ...
+
+
+class _WireArticle(BaseModel):
+    article_id: str
+    title: str
+    answer: str
+    team: str | None = None
+    confidence: float
+
+
+class _WireRanking(BaseModel):
+    """actions/suggest.py's SuggestResponse, as the relay reads it (the test end-to-end checks they agree)."""
+
+    kb_version: str
+    answer_threshold: float
+    articles: list[_WireArticle]
+
+
+class HttpSuggestSource:
+    """The action server's live retriever (actions/suggest.py), over one pooled HTTP session."""
+
+    def __init__(self, actions_base_url: str, timeout_s: float = 2.0) -> None:
+        self._url = actions_base_url.rstrip("/") + "/copilot/suggest"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(
+            timeout=self._timeout, connector=aiohttp.TCPConnector(limit=50, keepalive_timeout=60)
+        )
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def rank(self, text: str, k: int) -> Ranking | None:
+        if self._http is None:
+            await self.start()
+        assert self._http is not None
+        try:
+            async with self._http.post(self._url, json={"text": text[:4000], "k": k}) as answer:
+                if answer.status != 200:
+                    log.warning("copilot: the action server answered %s", answer.status)
+                    return None
+                return ranking_from_wire(await answer.json())
+        except (TimeoutError, aiohttp.ClientError, ValueError, ValidationError) as exc:
+            log.warning("copilot: no suggestions (%s)", exc.__class__.__name__)
+            return None  # no suggestions this time; the chat itself is unaffected
+
+
+def ranking_from_wire(data: Any) -> Ranking:
+    """The action server's answer (actions/suggest.py SuggestResponse), validated at the boundary."""
+    wire = _WireRanking.model_validate(data)
+    return Ranking(
+        wire.kb_version,
+        wire.answer_threshold,
+        tuple(Ranked(a.article_id, a.title, a.answer, a.team, a.confidence) for a in wire.articles),
+    )
+
+
+def actions_base_url(actions_webhook_url: str) -> str:
+    """Settings give the action server's webhook URL; the copilot's route lives beside it."""
+    return actions_webhook_url.removesuffix("/webhook")
+
+
+# ================================================================================================================
+# The I/O: suggestion sets, handoffs, the agent's events
+# ================================================================================================================
+
+
+class Copilot:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        outbox: Outbox,
+        sessions: async_sessionmaker[AsyncSession],
+        source: SuggestSource,
+        gate: Gate | None = None,
+    ) -> None:
+        self.gate = gate  # the agent namespace's rate limit (handoff/guard.py)
+        self.sio = sio
+        self.out = outbox
+        self.sessions = sessions
+        self.source = source
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def register(self) -> None:
+        handlers: list[tuple[events.Event[Any], Handler]] = [
+            (events.SUGGESTION_USED, self.suggestion_used),
+            (events.SUGGESTION_SENT, self.suggestion_sent),
+            (events.SUGGESTIONS_OF, self.suggestions_of),
+            (events.SAVE_TO_KB, self.save_to_kb),
+        ]
+        if self.gate is None:
+            register(self.sio, self.out, handlers)
+        else:
+            register(self.sio, self.out, handlers, self.gate)  # type: ignore[call-arg]
+
+    # --- producing suggestions -------------------------------------------------------------------------------
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("copilot task failed", exc_info=task.exception())
+
+    async def settled(self) -> None:
+        """Wait for the suggestions in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def after_customer_message(self, ticket: Ticket, message: Message) -> None:
+        """Called once the customer's message has gone to the agent: suggestions follow, on their own task."""
+        if ticket.status != "assigned" or ticket.agent_id is None or not worth_suggesting(message.text):
+            return
+        self._background(self._suggest_and_send(ticket.id, ticket.agent_id, message.id, message.text, "message"))
+
+    def after_transfer(self, ticket_id: int, to_agent_id: int) -> None:
+        """A chat was handed to an agent: the top suggestions for the last unanswered question follow it."""
+        self._background(self._handoff_and_send(ticket_id, to_agent_id))
+
+    async def _suggest_and_send(
+        self, ticket_id: int, agent_id: int, message_id: int | None, question: str, context: str
+    ) -> None:
+        out = await self.suggest(ticket_id, agent_id, message_id, question, context)
+        if out is not None:
+            await self.out.emit(events.SUGGESTIONS, out, to=agent_room(agent_id))
+
+    async def _handoff_and_send(self, ticket_id: int, agent_id: int) -> None:
+        out = await self.for_handoff(ticket_id, agent_id)
+        if out is not None:
+            await self.out.emit(events.SUGGESTIONS, out, to=agent_room(agent_id))
+
+    async def for_handoff(self, ticket_id: int, agent_id: int) -> events.SuggestionsOut | None:
+        """The suggestions for the customer's last unanswered question, for the agent who takes the chat now."""
+        async with self.sessions() as s:
+            ticket = await s.get(Ticket, ticket_id)
+            if ticket is None:
+                return None
+            rows = (
+                await s.execute(
+                    select(Message.id, Message.sender, Message.text)
+                    .where(Message.conversation_id == ticket.conversation_id)
+                    .order_by(Message.id)
+                )
+            ).all()
+        asked = last_unanswered([Said(r.id, r.sender, r.text) for r in rows])
+        if asked is None:
+            return None
+        return await self.suggest(ticket_id, agent_id, asked.id, asked.text, "handoff")
+
+    async def suggest(
+        self, ticket_id: int, agent_id: int, message_id: int | None, question: str, context: str
+    ) -> events.SuggestionsOut | None:
+        """Rank, pick, render and store one set; None when the action server could not be asked."""
+        ranking = await self.source.rank(question, MAX_ARTICLES + 2)  # spares for the duplicates the policy drops
+        if ranking is None:
+            return None
+        async with self.sessions() as s:
+            ticket = await s.get(Ticket, ticket_id)
+            chat = await s.get(Conversation, ticket.conversation_id) if ticket else None
+            agent = await s.get(Agent, agent_id)
+            working = await teams.working_teams(s, agent_id)
+            rows = (
+                await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
+            ).all()
+        if ticket is None:
+            return None
+        render_context: dict[str, dict[str, object]] = {
+            "agent": {"name": agent.name if agent else ""},
+            "ticket": {"id": ticket.id, "team": ticket.team},
+            "customer": dict(chat.customer or {}) if chat else {},
+        }
+        responses = [canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows]
+        articles, canned_items = suggestions(ranking, responses, working, question, render_context)
+        out = events.SuggestionsOut(
+            suggestion_id=0, ticket_id=ticket_id, message_id=message_id, question=question,
+            context="handoff" if context == "handoff" else "message", kb_version=ranking.kb_version,
+            articles=articles, canned=canned_items,
+        )  # fmt: skip
+        async with self.sessions() as s, s.begin():
+            row = CopilotSuggestion(
+                ticket_id=ticket_id, message_id=message_id, agent_id=agent_id, context=out.context,
+                kb_version=ranking.kb_version, payload={},
+            )  # fmt: skip
+            s.add(row)
+            await s.flush()
+            out = out.model_copy(update={"suggestion_id": row.id})
+            row.payload = out.model_dump(mode="json")
+            for rank, a in enumerate(articles):
+                s.add(CopilotItem(suggestion_id=row.id, kind="article", ref=a.article_id, rank=rank,
+                                  confidence=a.confidence))  # fmt: skip
+            for rank, c in enumerate(canned_items):
+                s.add(CopilotItem(suggestion_id=row.id, kind="canned", ref=str(c.canned_id), rank=rank))
+        return out
+
+    # --- the agent's events ----------------------------------------------------------------------------------
+
+    async def _me(self, sid: str) -> tuple[int, str]:
+        session = await self.sio.get_session(sid, namespace=NS)
+        return int(session["agent_id"]), str(session["name"])
+
+    @staticmethod
+    async def _mine(s: AsyncSession, ticket_id: int, agent_id: int, seated: bool = True) -> Ticket:
+        ticket = await s.get(Ticket, ticket_id)
+        if ticket is None or ticket.agent_id != agent_id or (seated and ticket.status != "assigned"):
+            raise NotYourTicket()
+        return ticket
+
+    async def suggestion_used(self, sid: str, data: Any) -> dict[str, Any]:
+        """The agent inserted one suggestion of a set shown to them: counted as inserted."""
+        req = parse(events.SuggestionUsed, data)
+        agent_id, _ = await self._me(sid)
+        async with self.sessions() as s, s.begin():
+            await self._mine(s, req.ticket_id, agent_id)
+            shown = await s.get(CopilotSuggestion, req.suggestion_id)
+            if shown is None or shown.ticket_id != req.ticket_id:
+                raise InvalidPayload("suggestion_id: not a suggestion of this chat")
+            item = (
+                await s.execute(
+                    select(CopilotItem).where(
+                        CopilotItem.suggestion_id == shown.id, CopilotItem.kind == req.kind, CopilotItem.ref == req.ref
+                    )
+                )
+            ).scalar_one_or_none()
+            if item is None:
+                raise InvalidPayload("ref: not in this suggestion")
+            key = "articles" if req.kind == "article" else "canned"
+            ref_key = "article_id" if req.kind == "article" else "canned_id"
+            text = next(str(x["text"]) for x in shown.payload.get(key, []) if str(x[ref_key]) == req.ref)
+            use = CopilotUse(item_id=item.id, agent_id=agent_id, inserted_text=text)
+            s.add(use)
+            await s.flush()
+        return {"ok": True, "use_id": use.id, "text": text}
+
+    async def suggestion_sent(self, sid: str, data: Any) -> dict[str, Any]:
+        """A message of the agent's with an inserted suggestion went out: sent unchanged, or edited."""
+        req = parse(events.SuggestionSent, data)
+        agent_id, _ = await self._me(sid)
+        async with self.sessions() as s, s.begin():
+            ticket = await self._mine(s, req.ticket_id, agent_id, seated=False)
+            use = await s.get(CopilotUse, req.use_id)
+            message = await s.get(Message, req.message_id)
+            if use is None or use.agent_id != agent_id or use.outcome is not None:
+                raise InvalidPayload("use_id: not an open insert of yours")
+            if message is None or message.conversation_id != ticket.conversation_id or message.sender != "agent":
+                raise InvalidPayload("message_id: not your message in this chat")
+            use.message_id, use.outcome, use.sent_at = message.id, outcome(use.inserted_text, message.text), utcnow()
+            result = use.outcome
+        return {"ok": True, "outcome": result}
+
+    async def suggestions_of(self, sid: str, data: Any) -> dict[str, Any]:
+        """Every set shown in this chat, oldest first: after a reload each stays on its message."""
+        ref = parse(events.TicketRef, data)
+        agent_id, _ = await self._me(sid)
+        async with self.sessions() as s:
+            await self._mine(s, ref.ticket_id, agent_id)
+            rows = (
+                await s.execute(
+                    select(CopilotSuggestion.payload)
+                    .where(CopilotSuggestion.ticket_id == ref.ticket_id)
+                    .order_by(CopilotSuggestion.id)
+                )
+            ).scalars()
+            sets = [events.SuggestionsOut.model_validate(p).model_dump() for p in rows]
+        return {"ok": True, "suggestions": sets}
+
+    async def save_to_kb(self, sid: str, data: Any) -> dict[str, Any]:
+        """An agent's answer to the KB: a draft article (question + answer) or the question as a new example of
+        an article, as a draft version editors publish as usual, and an entry in their inbox naming the agent and
+        the ticket."""
+        req = parse(events.SaveToKB, data)
+        agent_id, name = await self._me(sid)
+        async with self.sessions() as s, s.begin():
+            ticket = await self._mine(s, req.ticket_id, agent_id, seated=False)
+            rows = (
+                await s.execute(
+                    select(Message.id, Message.sender, Message.text)
+                    .where(Message.conversation_id == ticket.conversation_id)
+                    .order_by(Message.id)
+                )
+            ).all()
+            said = [Said(r.id, r.sender, r.text) for r in rows]
+            answer = next((m for m in said if m.id == req.message_id), None)
+            if answer is None or answer.sender != "agent":
+                raise InvalidPayload("message_id: not an agent's message in this chat")
+            asked = question_before(said, answer.id)
+            question = " ".join((req.question or (asked.text if asked else "")).split())
+            if not question:
+                raise InvalidPayload("There is no customer question before this answer; type one.")
+            note = f"saved to the KB by {name} from ticket #{ticket.id}"
+            if req.mode == "examples":
+                if not req.article_id:
+                    raise InvalidPayload("Choose the article the question belongs to.")
+                version = await kb_store.add_questions(s, req.article_id, [question], name)
+                article_id = req.article_id
+            else:
+                taken = set((await s.execute(select(KBArticle.id))).scalars())
+                article_id = draft_id(question, taken)
+                title = (req.title or question)[:200].rstrip("?. ") or question[:200]
+                article = kb_store.validate(
+                    {"id": article_id, "title": title, "answer": answer.text, "questions": [question],
+                     "team": ticket.team or "support"}, "saved answer",
+                )  # fmt: skip
+                version = await kb_store.create_article(s, article, name, note=note)
+            entry = UnansweredQuestion(
+                text=question[:1000], conversation_id=ticket.conversation_id, reason=inbox_reason(name, ticket.id),
+                article_id=article_id,
+            )  # fmt: skip
+            s.add(entry)
+            await s.flush()
+            saved = CopilotSaved(
+                ticket_id=ticket.id, conversation_id=ticket.conversation_id, agent_id=agent_id, agent_name=name,
+                message_id=answer.id, question=question, answer=answer.text, mode=req.mode, article_id=article_id,
+                version_id=version.id, inbox_id=entry.id,
+            )  # fmt: skip
+            s.add(saved)
+            await s.flush()
+            out = events.SavedToKB(
+                saved_id=saved.id, mode=req.mode, article_id=article_id, version=version.number, question=question
+            )
+        return {"ok": True, "saved": out.model_dump()}
+
+
+# ================================================================================================================
+# Metrics (for the reports): shown, inserted, sent unchanged or edited, per article and per agent
+# ================================================================================================================
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    key: str  # the article id (or "canned:<id>"), or the agent's id
+    shown: int
+    inserted: int
+    unchanged: int
+    edited: int
+
+
+async def usage(s: AsyncSession, by: Literal["article", "agent"]) -> list[UsageRow]:
+    """Counts per article (and canned response: "canned:<id>") or per agent id, most shown first."""
+    key = (
+        case((CopilotItem.kind == "article", CopilotItem.ref), else_="canned:" + CopilotItem.ref)
+        if by == "article"
+        else cast(CopilotSuggestion.agent_id, String(32))
+    )
+    uses = (
+        select(
+            CopilotUse.item_id,
+            func.count().label("inserted"),
+            func.sum(case((CopilotUse.outcome == "unchanged", 1), else_=0)).label("unchanged"),
+            func.sum(case((CopilotUse.outcome == "edited", 1), else_=0)).label("edited"),
+        )
+        .group_by(CopilotUse.item_id)
+        .subquery()
+    )
+    shown = func.count(CopilotItem.id)
+    stmt = (
+        select(
+            key.label("key"),
+            shown,
+            func.coalesce(func.sum(uses.c.inserted), 0),
+            func.coalesce(func.sum(uses.c.unchanged), 0),
+            func.coalesce(func.sum(uses.c.edited), 0),
+        )
+        .join(CopilotSuggestion, CopilotSuggestion.id == CopilotItem.suggestion_id)
+        .outerjoin(uses, uses.c.item_id == CopilotItem.id)
+        .group_by(key)
+        .order_by(shown.desc(), key)
+    )
+    return [UsageRow(str(k), int(a), int(b), int(c), int(d)) for k, a, b, c, d in (await s.execute(stmt)).all()]
