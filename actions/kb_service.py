@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 1.0
 # Quiet time after a publish before the encoder is fine-tuned: an editor publishing several articles in a row
 # gets one fine-tune, not one per article.
-TUNE_AFTER_S = 2.0
+TUNE_AFTER_S = 5.0
 TUNE_NICENESS = 10  # the fine-tune's thread yields the CPU to the answer path and to Rasa
 
 
@@ -60,6 +60,7 @@ class KBService:
         self._tuner: asyncio.Task[None] | None = None
         self._tune_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-fine-tune")
         self._stopping = False
+        self._latest_revision = ""  # set as soon as a new revision is seen: a fine-tune of an older one stops
         self._live: LiveKB | None = None
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
@@ -113,6 +114,7 @@ class KBService:
             self._checked_at = time.monotonic()
             async with reading(self.sessions) as s:
                 revision = f"r{await store.revision(s)}"
+                self._latest_revision = revision
                 if self._live is not None and self._live.version == revision:
                     return self._live
                 kb = await store.published_kb(s)
@@ -159,7 +161,7 @@ class KBService:
         """In the worker thread: (the tuned live KB, fine-tuning seconds, steps)."""
         with contextlib.suppress(OSError):  # Linux: a thread's niceness is its own
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TUNE_NICENESS)
-        embedder = fine_tune(live.kb, should_stop=lambda: self._stopping or self._live is not live)
+        embedder = fine_tune(live.kb, should_stop=lambda: self._stopping or self._latest_revision != live.version)
         retriever = Retriever.build(live.kb, embedder=embedder)
         return replace(live, retriever=retriever, tuned=True), embedder.train_seconds, embedder.steps
 

@@ -7,7 +7,9 @@ database). Each round, through the editor API: create and publish a new article,
 then roll back to version 1. After each, a customer asks one of the article's example questions, in a fresh
 conversation every time, until the reply is the expected answer; the time from the publish request being sent to
 that reply is the publish-to-live time. The polling resolution is one bot turn (about 0.2-0.5 s). The action
-server's own log gives the index rebuild time of each change ("KB indexed ... in X s"). With ``--retrain`` it
+server's own log gives the index rebuild time of each change ("KB indexed ... in X s") and, for the encoder
+fine-tuned on the KB in the background, how long after a change it went live ("KB encoder fine-tuned ..."; the
+run waits for the one of the final KB). With ``--retrain`` it
 also times ``warmline train --load``'s work (train Rasa on the published KB, ``PUT /model``) until Rasa's NLU
 knows the new article's intent: not needed for answers, but for Rasa's own parse of it.
 """
@@ -50,6 +52,7 @@ TOPICS = [
     ),
 ]
 INDEXED = re.compile(r"KB indexed: (\d+) articles \(r(\d+)\) in ([\d.]+) s")
+TUNED = re.compile(r"KB encoder fine-tuned on r(\d+) in ([\d.]+) s \((\d+) steps\); live ([\d.]+) s after")
 
 
 async def one_round(editor: Editor, relay_url: str, topic: tuple[str, str, list[str]]) -> dict[str, float]:
@@ -96,6 +99,34 @@ def rebuild_times(log_dir: Path) -> list[float]:
     return found[1:]
 
 
+def tuned_lines(log_dir: Path) -> list[tuple[int, float, float]]:
+    """(revision, fine-tune seconds, seconds from the publish being seen to the tuned encoder being live)."""
+    found: list[tuple[int, float, float]] = []
+    for log in log_dir.glob("action-server-*.log"):
+        text = log.read_text(errors="replace")
+        found.extend((int(m.group(1)), float(m.group(2)), float(m.group(4))) for m in TUNED.finditer(text))
+    return found
+
+
+def latest_revision(log_dir: Path) -> int:
+    revisions = [0]
+    for log in log_dir.glob("action-server-*.log"):
+        revisions.extend(int(m.group(2)) for m in INDEXED.finditer(log.read_text(errors="replace")))
+    return max(revisions)
+
+
+async def wait_for_tuned(log_dir: Path, timeout_s: float = 300.0) -> tuple[int, float, float] | None:
+    """After the last change: wait until the encoder fine-tuned on the final KB revision is live (from the log)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        latest = latest_revision(log_dir)
+        done = [t for t in tuned_lines(log_dir) if t[0] == latest]
+        if done:
+            return done[-1]
+        await asyncio.sleep(1.0)
+    return None
+
+
 async def run(rounds: int, retrain: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as scratch, running_stack(Path(scratch)) as stack:
         await make_agent(stack.settings.db_url, "bench-editor", PASSWORD, "editor")
@@ -109,6 +140,8 @@ async def run(rounds: int, retrain: bool) -> dict[str, object]:
             await editor.ok("POST", f"/api/kb/articles/{topic[0]}/unpublish")  # the next round starts from the demo KB
             await asyncio.sleep(1.5)  # let the unpublish be indexed before the next measurement starts
         rebuilds = rebuild_times(stack.settings.logs_dir)
+        final_tuned = await wait_for_tuned(stack.settings.logs_dir)
+        tuned = tuned_lines(stack.settings.logs_dir)
         articles = len((await editor.ok("GET", "/api/kb/articles?status=published"))["articles"])
         retrained = await retrain_seconds(editor, stack) if retrain else None
     result: dict[str, object] = {"rounds": rounds, "published_articles": articles, "changes": {}}
@@ -121,6 +154,17 @@ async def run(rounds: int, retrain: bool) -> dict[str, object]:
         }
     if retrained is not None:
         result["retrain_and_hot_load_s"] = round(retrained, 1)
+    # The encoder fine-tuned on the KB (actions/kb_service.py) follows each change once the KB is quiet; a newer
+    # change stops a run in progress, so during the rounds only some runs finish.
+    if tuned:
+        lives = [t[2] for t in tuned]
+        result["tuned_encoder"] = {
+            "runs_finished": len(tuned),
+            "fine_tune_median_s": round(statistics.median(t[1] for t in tuned), 2),
+            "live_after_publish_median_s": round(statistics.median(lives), 2),
+            "live_after_publish_max_s": round(max(lives), 2),
+            "final_revision_live_after_s": round(final_tuned[2], 2) if final_tuned else None,
+        }
     if rebuilds:
         result["index_rebuild_s"] = {
             "n": len(rebuilds),
@@ -145,6 +189,8 @@ def main() -> None:
     )
     if "index_rebuild_s" in figures:
         print(f"\naction server index rebuilds: {figures['index_rebuild_s']}")
+    if "tuned_encoder" in figures:
+        print(f"encoder fine-tuned on the KB (background, after each change): {figures['tuned_encoder']}")
     if "retrain_and_hot_load_s" in figures:
         print(f"Rasa retrain on the published KB + hot load (PUT /model): {figures['retrain_and_hot_load_s']} s")
     write_json(args.json, figures)
