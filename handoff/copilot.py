@@ -180,11 +180,27 @@ def worth_suggesting(text: str) -> bool:
     return not text.strip().startswith("/") and bool(content_words(text))
 
 
+# What the bot read as asking for a person, a greeting or a thank-you is not a question the KB could answer.
+NOT_QUESTIONS = frozenset({"human", "greet", "goodbye", "thank", "feedback_yes", "feedback_no"})
+
+
 @dataclass(frozen=True)
 class Said:
     id: int
     sender: str
     text: str
+    intent: str | None = None  # the bot's reading, for messages of the bot phase
+
+
+def said_of(message_id: int, sender: str, text: str, parse: Mapping[str, Any] | None) -> Said:
+    # As stored (bot/channel.py summarize_parse): {"intent": "<name>", ...}; Rasa's own shape has {"name": ...}.
+    intent = (parse or {}).get("intent")
+    name = intent.get("name") if isinstance(intent, Mapping) else intent
+    return Said(message_id, sender, text, name if isinstance(name, str) else None)
+
+
+def is_question(m: Said) -> bool:
+    return m.sender == "customer" and worth_suggesting(m.text) and m.intent not in NOT_QUESTIONS
 
 
 def last_unanswered(messages: Sequence[Said]) -> Said | None:
@@ -193,7 +209,7 @@ def last_unanswered(messages: Sequence[Said]) -> Said | None:
     for m in reversed(messages):
         if m.sender == "agent":
             return None
-        if m.sender == "customer" and worth_suggesting(m.text):
+        if is_question(m):
             return m
     return None
 
@@ -201,7 +217,7 @@ def last_unanswered(messages: Sequence[Said]) -> Said | None:
 def question_before(messages: Sequence[Said], answer_id: int) -> Said | None:
     """The customer's question an agent's answer replied to: their last message worth it before the answer."""
     before = [m for m in messages if m.id < answer_id]
-    return next((m for m in reversed(before) if m.sender == "customer" and worth_suggesting(m.text)), None)
+    return next((m for m in reversed(before) if is_question(m)), None)
 
 
 def outcome(inserted: str, sent: str) -> Literal["unchanged", "edited"]:
@@ -405,12 +421,12 @@ class Copilot:
                 return None
             rows = (
                 await s.execute(
-                    select(Message.id, Message.sender, Message.text)
+                    select(Message.id, Message.sender, Message.text, Message.parse)
                     .where(Message.conversation_id == ticket.conversation_id)
                     .order_by(Message.id)
                 )
             ).all()
-        asked = last_unanswered([Said(r.id, r.sender, r.text) for r in rows])
+        asked = last_unanswered([said_of(r.id, r.sender, r.text, r.parse) for r in rows])
         if asked is None:
             return None
         return await self.suggest(ticket_id, agent_id, asked.id, asked.text, "handoff")
@@ -541,12 +557,12 @@ class Copilot:
             ticket = await self._mine(s, req.ticket_id, agent_id, seated=False)
             rows = (
                 await s.execute(
-                    select(Message.id, Message.sender, Message.text)
+                    select(Message.id, Message.sender, Message.text, Message.parse)
                     .where(Message.conversation_id == ticket.conversation_id)
                     .order_by(Message.id)
                 )
             ).all()
-            said = [Said(r.id, r.sender, r.text) for r in rows]
+            said = [said_of(r.id, r.sender, r.text, r.parse) for r in rows]
             answer = next((m for m in said if m.id == req.message_id), None)
             if answer is None or answer.sender != "agent":
                 raise InvalidPayload("message_id: not an agent's message in this chat")

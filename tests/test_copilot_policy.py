@@ -107,6 +107,16 @@ def test_the_last_unanswered_question_and_the_question_an_answer_replied_to() ->
     assert copilot.question_before(chat, 5) == chat[0]
 
 
+def test_asking_for_a_person_or_saying_thanks_is_not_the_question() -> None:
+    chat = [
+        copilot.said_of(1, "customer", "my router blinks red all night", {"intent": {"name": "nlu_fallback"}}),
+        copilot.said_of(2, "customer", "I want to talk to a human", {"intent": "human", "confidence": 0.9}),
+        copilot.said_of(3, "customer", "thank you so much for that", {"intent": {"name": "thank"}}),
+    ]
+    assert copilot.last_unanswered(chat) == chat[0]
+    assert copilot.said_of(4, "customer", "hi", None).intent is None
+
+
 def test_sent_unchanged_or_edited() -> None:
     assert copilot.outcome("Refunds take 5 days.", " Refunds  take 5 days.\n") == "unchanged"
     assert copilot.outcome("Refunds take 5 days.", "Refunds take 5 working days.") == "edited"

@@ -14,6 +14,8 @@
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY), me: null, chats: new Map(), queue: new Map(), current: null,
     shown: new Set(), unread: new Map(), directory: null,
+    // The copilot: suggestion sets per ticket, by the customer message they belong to; the last insert.
+    suggestions: new Map(), inserted: null,
   };
   const typing = { sentAt: 0, idle: null, hide: null };
   let socket = null;
@@ -71,6 +73,7 @@
     });
     socket.on("ticket_taken", function (ref) { state.queue.delete(ref.ticket_id); renderQueue(); });
     socket.on("chat_message", onChatMessage);
+    socket.on("suggestions", addSuggestions);
     socket.on("ticket_resolved", function (ref) { dropChat(ref.ticket_id); });
     socket.on("ticket_transferred", function (out) {
       // Received by everyone in the chat's room: the sender (and their other tabs) drop it; the receiver re-syncs.
@@ -98,6 +101,7 @@
     state.queue = new Map(reply.queue.map(function (t) { return [t.ticket_id, t]; }));
     state.chats = new Map(reply.chats.map(function (c) { return [c.ticket.ticket_id, c]; }));
     renderQueue(); renderChats();
+    state.chats.forEach(function (_, id) { loadSuggestions(id); });
     if (state.current && state.chats.has(state.current)) openChat(state.current);
     else if (!state.current) {
       const arrived = reply.chats.find(function (c) { return !before.has(c.ticket.ticket_id); });
@@ -125,6 +129,7 @@
         if (!ack.ok) { showError("chat-error", ack.error.message); return; }
         state.queue.delete(ticket.ticket_id);
         state.chats.set(ticket.ticket_id, ack.ticket);
+        if (ack.suggestions) addSuggestions(ack.suggestions, true);
         renderQueue(); renderChats(); openChat(ticket.ticket_id);
       });
       item.appendChild(accept);
@@ -212,7 +217,118 @@
     if (who) item.appendChild(el("span", "msg__who", who));
     item.appendChild(el("span", "msg__text", message.text));
     $("transcript").appendChild(item);
+    if (message.sender === "agent") item.appendChild(saveButton(message));
+    if (message.sender === "customer") {
+      const sets = (state.suggestions.get(state.current) || new Map()).get(message.message_id) || [];
+      sets.forEach(function (set) { renderSuggestions(set, item); });
+    }
     $("transcript").scrollTop = $("transcript").scrollHeight;
+  }
+
+  // ------------------------------------------------------------------ the copilot: suggestions, insert, save
+  // Suggestions come only to this agent (never the customer): for each customer message, and with a handoff.
+  // Each set stays under its message; one click inserts (counted), and "Save to KB" sends an answer to editors.
+  function setsOf(ticketId) {
+    if (!state.suggestions.has(ticketId)) state.suggestions.set(ticketId, new Map());
+    return state.suggestions.get(ticketId);
+  }
+
+  function addSuggestions(set, quiet) {
+    const sets = setsOf(set.ticket_id);
+    const list = sets.get(set.message_id) || [];
+    if (list.some(function (s) { return s.suggestion_id === set.suggestion_id; })) return;
+    list.push(set); sets.set(set.message_id, list);
+    if (quiet || state.current !== set.ticket_id) return;  // rendered when the chat opens
+    const anchor = $("transcript").querySelector('.msg--customer[data-message-id="' + set.message_id + '"]');
+    if (anchor) renderSuggestions(set, anchor);
+  }
+
+  async function loadSuggestions(ticketId) {
+    const ack = await emit("suggestions_of", { ticket_id: ticketId });
+    if (!ack.ok) return;
+    ack.suggestions.forEach(function (set) { addSuggestions(set, true); });
+    if (state.current === ticketId) openChat(ticketId);
+  }
+
+  function renderSuggestions(set, anchor) {
+    if (!set.articles.length && !set.canned.length) return;
+    const id = "suggest-" + set.suggestion_id;
+    if (document.getElementById(id)) return;
+    const box = el("li", "suggest"); box.id = id; box.dataset.messageId = set.message_id;
+    box.setAttribute("aria-label", "Suggestions for this message (only you see them)");
+    box.appendChild(el("span", "suggest__head", set.context === "handoff" ? "Suggested for the customer's question" : "Suggested"));
+    set.articles.forEach(function (a) {
+      const row = el("div", "suggest__item suggest__item--" + a.level);
+      row.dataset.articleId = a.article_id;
+      const title = el("strong", null, a.title);
+      row.appendChild(title);
+      row.appendChild(el("span", "suggest__conf", Math.round(a.confidence * 100) + "% · " + a.level));
+      row.appendChild(el("p", "suggest__excerpt", a.excerpt));
+      row.appendChild(insertButton(set, "article", a.article_id, "Insert answer"));
+      box.appendChild(row);
+    });
+    set.canned.forEach(function (c) {
+      const row = el("div", "suggest__item suggest__item--canned");
+      row.dataset.cannedId = String(c.canned_id);
+      row.appendChild(el("strong", null, "/" + c.shortcut + " " + c.title));
+      row.appendChild(el("p", "suggest__excerpt", c.text));
+      row.appendChild(insertButton(set, "canned", String(c.canned_id), "Insert"));
+      box.appendChild(row);
+    });
+    // After the message, and after any set already shown for it.
+    let after = anchor;
+    while (after.nextElementSibling && after.nextElementSibling.classList.contains("suggest")) after = after.nextElementSibling;
+    after.after(box);
+  }
+
+  function insertButton(set, kind, ref, label) {
+    const button = el("button", "suggest__insert secondary", label); button.type = "button";
+    button.addEventListener("click", async function () {
+      const ack = await emit("suggestion_used", { ticket_id: set.ticket_id, suggestion_id: set.suggestion_id, kind: kind, ref: ref });
+      if (!ack.ok) { showError("chat-error", ack.error.message); return; }
+      const reply = $("reply");
+      reply.value = reply.value.trim() ? reply.value.replace(/\s*$/, "\n\n") + ack.text : ack.text;
+      state.inserted = { ticket_id: set.ticket_id, use_id: ack.use_id };
+      reply.focus();
+    });
+    return button;
+  }
+
+  function suggestedArticles(ticketId) {
+    const seen = new Map();
+    setsOf(ticketId).forEach(function (list) {
+      list.forEach(function (set) { set.articles.forEach(function (a) { seen.set(a.article_id, a.title); }); });
+    });
+    return seen;
+  }
+
+  function saveButton(message) {
+    const wrap = el("span", "msg__save");
+    const open = el("button", "save-kb", "Save to KB"); open.type = "button";
+    open.addEventListener("click", function () {
+      if (wrap.querySelector("form")) return;
+      const form = el("form", "save-kb__form");
+      const where = el("select", "save-kb__where"); where.setAttribute("aria-label", "Where to save this answer");
+      const draft = el("option", null, "New draft article"); draft.value = "draft"; where.appendChild(draft);
+      suggestedArticles(state.current).forEach(function (title, articleId) {
+        const option = el("option", null, "Question of: " + title); option.value = "article:" + articleId;
+        where.appendChild(option);
+      });
+      const go = el("button", null, "Save"); go.type = "submit";
+      form.append(where, go);
+      form.addEventListener("submit", async function (event) {
+        event.preventDefault();
+        const payload = { ticket_id: state.current, message_id: message.message_id, mode: "draft" };
+        if (where.value.startsWith("article:")) { payload.mode = "examples"; payload.article_id = where.value.slice(8); }
+        const ack = await emit("save_to_kb", payload);
+        if (!ack.ok) { showError("chat-error", ack.error.message); return; }
+        form.replaceWith(el("small", "save-kb__done", (ack.saved.mode === "draft" ? "Draft article " : "New question on ") +
+          ack.saved.article_id + " is in the editors' inbox"));
+      });
+      wrap.appendChild(form);
+    });
+    wrap.appendChild(open);
+    return wrap;
   }
 
   function renderCard(card, ticket) {
@@ -338,9 +454,13 @@
     const text = $("reply").value.trim();
     if (!text || !state.current) return;
     const clientId = ui.newClientId();
+    const inserted = state.inserted && state.inserted.ticket_id === state.current ? state.inserted : null;
+    state.inserted = null;
     socket.emit("agent_message", { ticket_id: state.current, text: text, client_id: clientId }, function (ack) {
       if (!ack.ok) { showError("chat-error", ack.error.message); return; }
       showError("chat-error", "");
+      // The copilot's metrics: was the inserted suggestion sent as it was, or edited first (the relay compares).
+      if (inserted) socket.emit("suggestion_sent", { ticket_id: inserted.ticket_id, use_id: inserted.use_id, message_id: ack.message_id });
     });
     clearTimeout(typing.idle); typing.sentAt = 0; // the relay tells the customer we stopped typing
     $("reply").value = ""; hideCanned();
