@@ -166,31 +166,31 @@ async def load(url: str, rows: dict[str, list[dict[str, Any]]]) -> float:
             for t in TEAMS
             if t not in existing
         ]
-        await conn.execute(insert(Team.__table__), new_teams)
+        await conn.execute(insert(Team), new_teams)
         agents = [
             {"id": i * AGENTS_PER_TEAM + k + 1, "username": f"{t}-{k}", "name": f"Agent {t} {k}", "password_hash": "x",
              "role": "agent", "presence": "offline", "capacity": 3, "created_at": datetime.now(UTC)}
             for i, t in enumerate(TEAMS) for k in range(AGENTS_PER_TEAM)
         ]  # fmt: skip
-        await conn.execute(insert(Agent.__table__), agents)
+        await conn.execute(insert(Agent), agents)
         team_ids = {r.name: r.id for r in (await conn.execute(text("SELECT id, name FROM teams"))).all()}
         await conn.execute(
-            insert(TeamMember.__table__),
+            insert(TeamMember),
             [{"team_id": team_ids[t], "agent_id": i * AGENTS_PER_TEAM + k + 1}
              for i, t in enumerate(TEAMS) for k in range(AGENTS_PER_TEAM)],
         )  # fmt: skip
-        for table, key in (
-            (Conversation.__table__, "conversations"), (Message.__table__, "messages"), (Ticket.__table__, "tickets"),
-            (TicketSegment.__table__, "segments"), (KbAnswer.__table__, "answers"), (ChatRating.__table__, "ratings"),
+        for model, key in (
+            (Conversation, "conversations"), (Message, "messages"), (Ticket, "tickets"), (TicketSegment, "segments"),
+            (KbAnswer, "answers"), (ChatRating, "ratings"),
         ):  # fmt: skip
             batch = rows[key]
             for i in range(0, len(batch), CHUNK):
-                await conn.execute(insert(table), batch[i : i + CHUNK])
+                await conn.execute(insert(model), batch[i : i + CHUNK])
         if engine.dialect.name == "postgresql":
             # Ids were given explicitly: move the sequences past them, then refresh the planner's statistics.
-            for table in ("agents", "tickets"):
+            for name in ("agents", "tickets"):
                 await conn.execute(
-                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+                    text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))")
                 )
     # Statistics for the planner, and (PostgreSQL) the visibility map a live database's autovacuum keeps, so index-only
     # scans work as they would there.

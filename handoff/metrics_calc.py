@@ -35,7 +35,7 @@ class ConversationGroup(NamedTuple):
     engaged: bool  # the customer wrote at least one message
     ticketed: bool  # it escalated (has a ticket)
     said_no: bool  # the customer answered "no" to "Did that answer your question?"
-    count: int = 1
+    conversations: int = 1
 
 
 class ChatRatingGroup(NamedTuple):
@@ -44,7 +44,7 @@ class ChatRatingGroup(NamedTuple):
     day: str
     score: int
     ticketed: bool  # the conversation escalated after all: not a bot-only chat
-    count: int = 1
+    ratings: int = 1
 
 
 class AnswerGroup(NamedTuple):
@@ -52,7 +52,7 @@ class AnswerGroup(NamedTuple):
 
     article_id: str
     helpful: bool | None
-    count: int = 1
+    answers: int = 1
 
 
 class TicketRow(NamedTuple):
@@ -258,14 +258,14 @@ def bot_only(g: ConversationGroup) -> bool:
 
 
 def overview(rows: Rows) -> Overview:
-    engaged = sum(g.count for g in rows.conversations if g.engaged)
-    kept = sum(g.count for g in rows.conversations if deflected(g))
+    engaged = sum(g.conversations for g in rows.conversations if g.engaged)
+    kept = sum(g.conversations for g in rows.conversations if deflected(g))
     return Overview(
         conversations=engaged,
         deflected=kept,
         deflection_rate=round(kept / engaged, 4) if engaged else None,
         escalations=len(rows.tickets),
-        said_no=sum(g.count for g in rows.conversations if g.engaged and g.said_no),
+        said_no=sum(g.conversations for g in rows.conversations if g.engaged and g.said_no),
     )
 
 
@@ -273,7 +273,7 @@ def _bot_scores(groups: Iterable[ChatRatingGroup]) -> Counter[int]:
     scores: Counter[int] = Counter()
     for r in groups:
         if not r.ticketed:
-            scores[r.score] += r.count
+            scores[r.score] += r.ratings
     return scores
 
 
@@ -287,7 +287,7 @@ def csat_by_kind(rows: Rows) -> CsatByKind:
     escalated = [t for t in resolved if not is_transferred(chains.get(t.id, []))]
     transferred = [t for t in resolved if is_transferred(chains.get(t.id, []))]
     return CsatByKind(
-        bot_only=csat(_bot_scores(rows.chat_ratings), sum(g.count for g in rows.conversations if bot_only(g))),
+        bot_only=csat(_bot_scores(rows.chat_ratings), sum(g.conversations for g in rows.conversations if bot_only(g))),
         escalated=csat(_ticket_scores(escalated), len(escalated)),
         transferred=csat(_ticket_scores(transferred), len(transferred)),
     )
@@ -335,9 +335,9 @@ def articles(rows: Rows) -> list[ArticleRow]:
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for a in rows.answers:
         row = table[a.article_id]
-        row[0] += a.count
-        row[1] += a.count if a.helpful is True else 0
-        row[2] += a.count if a.helpful is False else 0
+        row[0] += a.answers
+        row[1] += a.answers if a.helpful is True else 0
+        row[2] += a.answers if a.helpful is False else 0
     for t in rows.tickets:
         if t.answered_article is not None:
             table[t.answered_article][3] += 1
@@ -408,11 +408,11 @@ def daily(rows: Rows) -> list[DayRow]:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for g in rows.conversations:
         if g.engaged:
-            counts[g.day]["conversations"] += g.count
-            counts[g.day]["deflected"] += g.count if deflected(g) else 0
+            counts[g.day]["conversations"] += g.conversations
+            counts[g.day]["deflected"] += g.conversations if deflected(g) else 0
     for r in rows.chat_ratings:
         if not r.ticketed:
-            days[r.day]["bot_only"].extend([float(r.score >= 4)] * r.count)
+            days[r.day]["bot_only"].extend([float(r.score >= 4)] * r.ratings)
     for t in rows.tickets:
         d = days[t.day]
         counts[t.day]["escalations"] += 1

@@ -205,13 +205,13 @@ async def load_rows(s: AsyncSession, period: Period, need: Sequence[str] = SECTI
         )
         rows["answers"] = [mc.AnswerGroup(art, helpful, int(x)) for art, helpful, x in result]
     if "chat_ratings" in need:
-        keys = (day_of(c.c.created_at, dialect), r.c.score, has_ticket)
+        rating_keys = (day_of(c.c.created_at, dialect), r.c.score, has_ticket)
         result = await conn.execute(
-            select(*keys, func.count())
+            select(*rating_keys, func.count())
             .select_from(r)
             .join(c, c.c.id == r.c.conversation_id)
             .where(c.c.created_at >= period.start, c.c.created_at < period.end, r.c.score.is_not(None))
-            .group_by(*keys)
+            .group_by(*rating_keys)
         )
         rows["chat_ratings"] = [mc.ChatRatingGroup(d, int(score), bool(k), int(x)) for d, score, k, x in result]
     return mc.Rows(**rows)

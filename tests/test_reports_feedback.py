@@ -71,9 +71,9 @@ async def store_scripted(s: AsyncSession) -> None:
         s.add(
             KbAnswer(id=f"a{i}", conversation_id=cid, article_id=article, team=team, helpful=helpful, created_at=when)
         )
-    for tid, cid, escalated, reason, article, team, seated, reply, resolved, rating in TICKETS:
+    for tid, cid, escalated, reason, card_article, team, seated, reply, resolved, rating in TICKETS:
         status = "resolved" if resolved else "assigned" if seated else "queued"
-        card = {"reason": reason, "article_id": article, "transcript": [{"sender": "customer", "text": "hello"}]}
+        card = {"reason": reason, "article_id": card_article, "transcript": [{"sender": "customer", "text": "hello"}]}
         s.add(
             Ticket(
                 id=tid, conversation_id=cid, status=status, reason=reason, card=card, created_at=escalated,

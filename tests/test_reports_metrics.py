@@ -107,7 +107,7 @@ def test_per_article_answered_yes_no_and_escalated_after_the_answer() -> None:
 
 def test_groups_count_as_many_conversations_as_they_hold() -> None:
     rows = mc.Rows(
-        conversations=[mc.ConversationGroup(DAY1, True, False, False, count=30), mc.ConversationGroup(DAY1, True, True, False, 10)],
+        conversations=[mc.ConversationGroup(DAY1, True, False, False, conversations=30), mc.ConversationGroup(DAY1, True, True, False, 10)],
         chat_ratings=[mc.ChatRatingGroup(DAY1, 5, False, 6), mc.ChatRatingGroup(DAY1, 1, False, 2),
                       mc.ChatRatingGroup(DAY1, 5, True, 9)],  # the last: the chat escalated after all, not bot-only
         answers=[mc.AnswerGroup("a", True, 7), mc.AnswerGroup("a", None, 3)],
