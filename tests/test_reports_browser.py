@@ -159,7 +159,7 @@ async def log_in(page: Page, url: str, username: str) -> None:
     await page.fill("#username", username)
     await page.fill("#password", PASSWORD)
     await page.click("#login-form button[type=submit]")
-    await page.wait_for_function("document.body.dataset.loaded")
+    await page.wait_for_selector("body[data-loaded]", state="attached")
 
 
 async def test_the_reports_page_shows_the_known_figures(
