@@ -36,6 +36,24 @@ class Settings(BaseSettings):
     # What Rasa widgets send when a chat opens (rasa-webchat's initPayload): answered with the bot's greeting.
     init_payloads: str = "/get_started,/start,/init"
 
+    # Abuse limits (handoff/ratelimit.py), in the `limits` library's notation; several windows separated by ";".
+    # A person types at most a message a second or so; a whole office behind one address, far more.
+    rate_customer_message: str = "5 per second; 30 per minute"  # user_uttered, per customer connection
+    rate_customer_message_address: str = "300 per minute"  # user_uttered, per client address
+    rate_session_request: str = "10 per minute"  # per customer connection (reloads, reconnects)
+    rate_session_request_address: str = "120 per minute"
+    rate_customer_signal: str = "10 per second; 240 per minute"  # typing and read receipts, per connection
+    rate_customer_signal_address: str = "1200 per minute"
+    rate_agent_event: str = "20 per second; 600 per minute"  # every event of one agent socket
+    rate_login_address: str = "20 per minute; 200 per hour"  # login attempts from one address
+    # Failed logins of one account: the windows grow, so a lockout grows too (a minute, a quarter hour, a day);
+    # a successful login clears them.
+    rate_login_failures: str = "5 per minute; 10 per 15 minutes; 30 per day"
+    # How many proxies (load balancers) in front of the relay may set X-Forwarded-For: 0 trusts none.
+    proxies_count: int = 0
+    # An agent's login lasts this long after its last use (sliding), then the agent logs in again.
+    token_idle_hours: float = 12.0
+
     # A chat message longer than this is refused, not truncated: the customer sees why and can resend.
     max_message_chars: int = 4000
     # Failed bot turns in one conversation before it hands over to a person, even if they were not consecutive.

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import InvalidPayload, NotFound
 from handoff import rest, teams
-from handoff.auth import ROLES, create_agent, hash_password
+from handoff.auth import ROLES, create_agent, hash_password_async, revoke_tokens
 from handoff.models import Agent, CannedResponse, Team
 from handoff.rest import logged_in
 
@@ -140,7 +140,8 @@ async def change_agent(request: Request, agent_id: int) -> HTTPResponse:
             if (value := getattr(body, field)) is not None:
                 setattr(agent, field, value)
         if body.password is not None:
-            agent.password_hash = hash_password(body.password)
+            agent.password_hash = await hash_password_async(body.password)
+            await revoke_tokens(s, agent.id)  # a reset password ends every login of the account
         if body.teams is not None:
             try:
                 await teams.set_teams(s, agent.id, body.teams)

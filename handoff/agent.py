@@ -8,18 +8,19 @@ receipts, canned responses, KB search, the customer's record) are in ``handoff.c
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.errors import BadToken, NotYourTicket, TicketUnavailable
-from handoff import events, origins, queues, store, teams, tickets
-from handoff.auth import agent_for_token
+from handoff import access, events, origins, queues, store, teams, tickets
+from handoff.auth import TOKEN_IDLE, slide_later, token_state
 from handoff.bot_client import Bot
 from handoff.bot_replies import bot_uttered, history_message
 from handoff.conversation import AGENTS_ROOM, agent_room, chat_room, team_room
-from handoff.guard import Handler, parse, refuse, register
+from handoff.guard import Gate, Handler, parse, refuse, register
 from handoff.handback import resume_bot
 from handoff.models import Agent, Conversation, Ticket
 from handoff.origins import OriginNotAllowed
@@ -45,8 +46,12 @@ class AgentSide:
         bot: Bot,
         dispatcher: queues.Dispatcher,
         allowed_origins: frozenset[str],
+        gate: Gate | None = None,
+        token_idle: timedelta = TOKEN_IDLE,
     ) -> None:
+        self.gate = gate
         self.allowed_origins = allowed_origins
+        self.token_idle = token_idle
         self.sio = sio
         self.out = outbox
         self.sessions = sessions
@@ -63,7 +68,7 @@ class AgentSide:
             (events.RESOLVE, self.resolve),
             (events.PRESENCE, self.presence),
         ]
-        register(self.sio, self.out, handlers)
+        register(self.sio, self.out, handlers, self.gate)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if not origins.allowed(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST"), self.allowed_origins):
@@ -72,13 +77,17 @@ class AgentSide:
         agent: Agent | None = None
         if isinstance(token, str) and token:
             async with self.sessions() as s, s.begin():
-                agent = await agent_for_token(s, token)
-                if agent is not None:
+                agent, due = await token_state(s, token, self.token_idle)
+                if agent is not None and due:
+                    slide_later(self.sessions, token, self.token_idle)
+                if agent is not None and access.may_use_console(agent.role):
                     if agent.presence == "offline":  # connecting means working; someone "away" stays away
                         agent.presence = "online"
-                    working = await teams.working_teams(s, agent.id)
+                    working = await self._queues_of(s, agent)
         if agent is None:
             raise refuse(BadToken())
+        if not access.may_use_console(agent.role):
+            raise refuse(access.ConsoleForbidden())
         await self.sio.save_session(sid, {"agent_id": agent.id, "name": agent.name, "role": agent.role}, namespace=NS)
         for room in (AGENTS_ROOM, agent_room(agent.id), *(team_room(t) for t in working)):
             await self.sio.enter_room(sid, room, namespace=NS)
@@ -111,6 +120,13 @@ class AgentSide:
         session = await self.sio.get_session(sid, namespace=NS)
         return int(session["agent_id"]), str(session["name"])
 
+    @staticmethod
+    async def _queues_of(s: AsyncSession, agent: Agent) -> set[str]:
+        """The queues an agent works: their teams' (the default team's if none); every team's for an admin."""
+        if agent.role == "admin":
+            return {t.name for t in await teams.all_teams(s)}
+        return await teams.working_teams(s, agent.id)
+
     async def detail(self, s: AsyncSession, ticket: Ticket) -> events.TicketDetail:
         conversation = await s.get(Conversation, ticket.conversation_id)
         messages = await store.history(s, ticket.conversation_id)
@@ -123,7 +139,7 @@ class AgentSide:
         agent_id, name = await self._me(sid)
         async with self.sessions() as s:
             agent = await s.get(Agent, agent_id)
-            working = await teams.working_teams(s, agent_id)
+            working = await self._queues_of(s, agent) if agent else set()
             default = (await teams.default_team(s)).name
             queue = []
             for ticket in await tickets.waiting(s, working, unrouted=default in working):
@@ -159,9 +175,19 @@ class AgentSide:
         ref = parse(events.TicketRef, data)
         agent_id, name = await self._me(sid)
         async with self.sessions() as s, s.begin():
+            me, queued = await s.get(Agent, agent_id), await s.get(Ticket, ref.ticket_id)
+            if me is None or queued is None or queued.status != "queued":
+                raise TicketUnavailable()
+            access.check_queue(me.role, await self._queues_of(s, me), queues.ticket_team(queued))
+            room_left = access.check_room(me.role, (await tickets.active_counts(s)).get(agent_id, 0), me.capacity)
             ticket = await tickets.accept(s, ref.ticket_id, agent_id)
             if ticket is None:
                 raise TicketUnavailable()
+            if room_left is access.Room.OVERRIDE:  # recorded where every agent of the chat will see it
+                await s.run_sync(
+                    store.add_message, ticket.conversation_id, "note",
+                    f"{name} (admin) took this chat over their capacity of {me.capacity}.", data={"agent_name": name},
+                )  # fmt: skip
             joined = await s.run_sync(
                 store.add_message, ticket.conversation_id, "system", f"{name} joined the chat."
             )  # fmt: skip

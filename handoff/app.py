@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import socketio
@@ -28,7 +29,9 @@ from handoff.kb_api import kb_api
 from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
 from handoff.queues import Dispatcher
+from handoff.ratelimit import Limiter, socket_gate
 from handoff.reports_api import routes as reports_routes
+from handoff.security import headers_for
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,14 @@ def client_manager(settings: Settings) -> socketio.AsyncManager | None:
 
 def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
     app = Sanic(name)
-    app.config.update({"WEBSOCKET_MAX_SIZE": MAX_PACKET_BYTES, "ACCESS_LOG": False, "KEEP_ALIVE_TIMEOUT": 75})
+    app.config.update(
+        {
+            "WEBSOCKET_MAX_SIZE": MAX_PACKET_BYTES,
+            "ACCESS_LOG": False,
+            "KEEP_ALIVE_TIMEOUT": 75,
+            "PROXIES_COUNT": settings.proxies_count,  # whose X-Forwarded-For to believe for the client's address
+        }
+    )
     sio = socketio.AsyncServer(
         async_mode="sanic",
         client_manager=client_manager(settings),
@@ -79,18 +89,21 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         app.ctx.dispatcher = dispatcher = Dispatcher(outbox, sessions)
         sockets = SocketSessions(sio)
         policy = CustomerPolicy.from_settings(settings)
+        app.ctx.limiter = limiter = Limiter.create(settings)
+        agent_gate = socket_gate(limiter, limiter.limits.agent_event, "agent")
         customer = CustomerSide(
-            sio, outbox, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars, sockets, policy
+            sio, outbox, sessions, app.ctx.writer, bot, dispatcher, settings.max_message_chars, sockets, policy, limiter
         )
         customer.register()
-        agent = AgentSide(sio, outbox, sessions, bot, dispatcher, policy.origins)
+        idle = timedelta(hours=settings.token_idle_hours)
+        agent = AgentSide(sio, outbox, sessions, bot, dispatcher, policy.origins, agent_gate, idle)
         agent.register()
-        console = ConsoleSide(sio, outbox, sessions, settings, dispatcher)
+        console = ConsoleSide(sio, outbox, sessions, settings, dispatcher, agent_gate)
         console.register()
         # The agent's copilot (handoff/copilot.py): suggestions from the action server's live retriever.
         app.ctx.suggest_source = HttpSuggestSource(actions_base_url(settings.actions_url))
         await app.ctx.suggest_source.start()
-        app.ctx.copilot = Copilot(sio, outbox, sessions, app.ctx.suggest_source)
+        app.ctx.copilot = Copilot(sio, outbox, sessions, app.ctx.suggest_source, agent_gate)
         app.ctx.copilot.register()
         customer.copilot = agent.copilot = console.copilot = app.ctx.copilot
         FeedbackSide(sio, outbox, sessions, settings).register()  # bot-only chat ratings (handoff/feedback.py)
@@ -116,6 +129,11 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         ):
             return await rest.on_error(request, OriginNotAllowed())
         return None
+
+    @app.on_response
+    async def security_headers(request: Request, response: HTTPResponse) -> None:
+        for name, value in headers_for(request.path, response.content_type).items():
+            response.headers.setdefault(name, value)
 
     app.exception(RelayError)(rest.on_error)  # every REST route's errors (common/errors.py), one shape
     app.blueprint(api)

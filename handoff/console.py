@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.db import reading
 from common.errors import InvalidPayload, NotYourTicket
 from common.settings import Settings
-from handoff import canned, events, kb_search, queues, store, teams, tickets
+from handoff import access, canned, events, kb_search, queues, store, teams, tickets
 from handoff.bot_replies import bot_uttered, history_message
 from handoff.conversation import agent_room, chat_room, team_room
-from handoff.guard import Handler, parse, register
+from handoff.guard import Gate, Handler, parse, register
 from handoff.models import Agent, CannedResponse, Conversation, Message, Team, Ticket
 from handoff.outbox import Outbox
 from handoff.throttle import Throttle
@@ -42,7 +42,9 @@ class ConsoleSide:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         dispatcher: queues.Dispatcher,
+        gate: Gate | None = None,
     ) -> None:
+        self.gate = gate
         self.sio = sio
         self.out = outbox
         self.sessions = sessions
@@ -60,7 +62,7 @@ class ConsoleSide:
             (events.CUSTOMER_RECORD, self.customer_record),
             (events.DIRECTORY, self.directory),
         ]
-        register(self.sio, self.out, handlers)
+        register(self.sio, self.out, handlers, self.gate)
 
     async def _me(self, sid: str) -> tuple[int, str]:
         session = await self.sio.get_session(sid, namespace=NS)
@@ -172,12 +174,15 @@ class ConsoleSide:
     async def customer_record(self, sid: str, data: Any) -> dict[str, Any]:
         """This customer's past conversations and tickets (``customer_record``)."""
         ref: events.TicketRef = parse(events.TicketRef, data)
-        await self._me(sid)
+        agent_id, _ = await self._me(sid)
         async with reading(self.sessions) as s:
+            me = await s.get(Agent, agent_id)
             ticket = await s.get(Ticket, ref.ticket_id)
             conversation = await s.get(Conversation, ticket.conversation_id) if ticket else None
-            if ticket is None or conversation is None:
-                raise InvalidPayload("ticket_id: no such ticket")
+            if me is None or ticket is None or conversation is None:
+                raise access.NotYourCustomer()  # the same answer whether or not the ticket exists
+            working = await teams.working_teams(s, agent_id)
+            access.check_record(me.role, agent_id, ticket.agent_id, ticket.status, working, queues.ticket_team(ticket))
             record = await customer_record(s, conversation)
         return {"ok": True, "record": record.model_dump()}
 
@@ -264,10 +269,16 @@ async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: st
     """The transfer's state change: reassign or requeue the ticket, store the note and what the customer is told."""
     old_team = queues.ticket_team(await ConsoleSide._my_ticket(s, req.ticket_id, agent_id))
     ticket: Ticket | None
+    override: str | None = None
     if req.to_agent_id is not None:
-        target = await s.get(Agent, req.to_agent_id)
-        if target is None or target.id == agent_id:
+        target, me = await s.get(Agent, req.to_agent_id), await s.get(Agent, agent_id)
+        if target is None or me is None or target.id == agent_id or not access.may_use_console(target.role):
             raise InvalidPayload("Choose another agent to transfer to.")
+        room_left = access.check_room(me.role, (await tickets.active_counts(s)).get(target.id, 0), target.capacity)
+        if room_left is access.Room.OVERRIDE:
+            override = (
+                f"{name} (admin) transferred this chat to {target.name} over their capacity of {target.capacity}."
+            )
         ticket = await tickets.transfer_to_agent(s, req.ticket_id, agent_id, target.id)
         to_name, to_team = target.name, None
         told = f"{name} transferred you to {target.name}."
@@ -287,6 +298,8 @@ async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: st
         (note.message, None),
         ((await s.run_sync(store.add_message, conversation_id, "system", told)).message, ToCustomer()),
     ]
+    if override is not None:  # an admin's capacity override, recorded for the agents of the chat
+        posted.append(((await s.run_sync(store.add_message, conversation_id, "note", override)).message, None))
     if to_name is not None:
         joined = await s.run_sync(store.add_message, conversation_id, "system", f"{to_name} joined the chat.")
         posted.append((joined.message, ToCustomer(agent_name=to_name)))

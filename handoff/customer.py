@@ -8,6 +8,7 @@ message goes is the conversation core's decision: to the bot in the bot phase, t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,8 @@ from handoff.handback import resume_bot
 from handoff.models import Conversation, Message
 from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
-from handoff.overlap import let_emits_leave, while_storing
+from handoff.overlap import Reading, let_emits_leave, while_storing
+from handoff.ratelimit import Limiter
 from handoff.throttle import Throttle
 from handoff.views import AGENT_ONLY, summary
 
@@ -56,6 +58,7 @@ class CustomerSide:
         max_message_chars: int,
         sockets: SocketSessions,
         policy: CustomerPolicy,
+        limiter: Limiter,
     ) -> None:
         self.sio = sio
         self.out = outbox
@@ -66,10 +69,16 @@ class CustomerSide:
         self.dispatcher = dispatcher
         self.sockets = sockets
         self.policy = policy
+        self.limiter = limiter
+        self.addresses: dict[str, str] = {}  # sid -> client address, for the per-address limits
+        # sid -> the chat's phase at this socket's last message: a hint only (the stored phase decides), so that in
+        # the human phase Rasa is not asked to read every message (issue 15: it cost Rasa 8 ms of CPU each).
+        self.last_phase: dict[str, str] = {}
         self.typing_throttle = Throttle()
 
     def register(self) -> None:
         self.sio.on("connect", self.connect, namespace=events.CUSTOMER_NAMESPACE)
+        self.sio.on("disconnect", self.disconnect, namespace=events.CUSTOMER_NAMESPACE)
         handlers: list[tuple[events.Event[Any], Handler]] = [
             (events.SESSION_REQUEST, self.session_request),
             (events.USER_UTTERED, self.user_uttered),
@@ -78,12 +87,30 @@ class CustomerSide:
             (events.CUSTOMER_READ, self.read),
             (events.LEAVE_EMAIL, self.leave_email),
         ]
-        register(self.sio, self.out, handlers)
+        register(self.sio, self.out, handlers, self.limit)
 
     async def connect(self, sid: str, environ: dict[str, Any], _auth: Any = None) -> None:
         """A page of a site that is not allowed is refused before any event (the widget says why)."""
         if not origins.allowed(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST"), self.policy.origins):
             raise refuse(OriginNotAllowed())
+        self.addresses[sid] = client_address(environ)
+
+    async def disconnect(self, sid: str, _reason: Any = None) -> None:
+        self.addresses.pop(sid, None)
+        self.last_phase.pop(sid, None)
+
+    async def limit(self, sid: str, event: events.Event[Any]) -> None:
+        """Per connection and per client address; typing, read receipts and the rest share one budget."""
+        limits = self.limiter.limits
+        if event is events.USER_UTTERED:
+            mine, address = limits.customer_message, limits.customer_message_address
+        elif event is events.SESSION_REQUEST:
+            mine, address = limits.session_request, limits.session_request_address
+        else:
+            mine, address = limits.customer_signal, limits.customer_signal_address
+        family = event.name if event in (events.USER_UTTERED, events.SESSION_REQUEST) else "signal"
+        await self.limiter.hit(mine, family, "connection", sid)
+        await self.limiter.hit(address, family, "address", self.addresses.get(sid, "unknown"))
 
     async def session_request(self, sid: str, data: Any) -> dict[str, Any]:
         request = parse(events.SessionRequest, data)
@@ -127,22 +154,30 @@ class CustomerSide:
             raise WrongSession()
         record = identity.merge(known, customer)
         for_bot = self.policy.for_bot(uttered.message)
-        (stored, phase, paused), bot_reading = await while_storing(
-            self._ask_bot(session_id, for_bot, record),
-            lambda: self.writer.write(
+
+        def store_it() -> Awaitable[tuple[store.StoredMessage, str, bool]]:
+            return self.writer.write(
                 lambda s: store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
-            ),
-        )
+            )
+
+        bot_reading: Reading[tuple[BotTurn | None, BotUnavailable | None]] | None = None
+        if self.last_phase.get(sid, conversation.Phase.BOT) == conversation.Phase.BOT:
+            (stored, phase, paused), bot_reading = await while_storing(
+                self._ask_bot(session_id, for_bot, record), store_it
+            )
+        else:  # with a person last time: most likely still, so Rasa is not asked for a reading nobody would use
+            stored, phase, paused = await store_it()
+        self.last_phase[sid] = phase
         ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
         route = conversation.route_customer_message(phase, stored.created)
-        if route is not Route.BOT:
+        if route is not Route.BOT and bot_reading is not None:
             bot_reading.drop()  # a paused Rasa only read it; nothing it might say is used
         if route is Route.DUPLICATE:
             return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
         if route is Route.AGENT:
             await self._to_agent(session_id, stored.message)
             return ack.model_dump(exclude_none=True)
-        turn, failure = await bot_reading.result()
+        turn, failure = await (bot_reading.result() if bot_reading else self._ask_bot(session_id, for_bot, record))
         if failure is None and conversation.must_resume_before_answering(phase, paused):
             # Rasa was still paused (resuming it at resolve failed): resume now, and let it read the message again.
             await resume_bot(self.sessions, self.bot, session_id)
@@ -343,6 +378,13 @@ class CustomerPolicy:
     def for_bot(self, text: str) -> str:
         """A widget's init payload reaches Rasa as its greeting intent; everything else as typed."""
         return GREETING_PAYLOAD if text.strip() in self.init_payloads else text
+
+
+def client_address(environ: dict[str, Any]) -> str:
+    """The socket's client address as Sanic sees it (behind WARMLINE_PROXIES_COUNT proxies, the forwarded one)."""
+    request = environ.get("sanic.request")
+    address = (request.remote_addr or request.ip) if request is not None else environ.get("REMOTE_ADDR")
+    return str(address or "unknown")
 
 
 class SocketSessions:

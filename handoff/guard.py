@@ -40,11 +40,17 @@ def parse(model: type[M], data: Any) -> M:
         raise InvalidPayload(validation_message(exc)) from exc
 
 
-def guard(outbox: Outbox, event: events.Event[Any], handler: Handler) -> Handler:
+Gate = Callable[[str, events.Event[Any]], Awaitable[None]]
+
+
+def guard(outbox: Outbox, event: events.Event[Any], handler: Handler, gate: Gate | None = None) -> Handler:
+    """``gate`` runs first (the rate limits): what it refuses never reaches the handler, so nothing is stored."""
     error_event = events.RELAY_ERROR if event.namespace == events.CUSTOMER_NAMESPACE else events.AGENT_RELAY_ERROR
 
     async def guarded(sid: str, data: Any = None) -> dict[str, Any] | None:
         try:
+            if gate is not None:
+                await gate(sid, event)
             return await handler(sid, data)
         except RelayError as exc:
             error = exc
@@ -58,12 +64,14 @@ def guard(outbox: Outbox, event: events.Event[Any], handler: Handler) -> Handler
     return guarded
 
 
-def register(sio: Registrar, outbox: Outbox, handlers: list[tuple[events.Event[Any], Handler]]) -> None:
+def register(
+    sio: Registrar, outbox: Outbox, handlers: list[tuple[events.Event[Any], Handler]], gate: Gate | None = None
+) -> None:
     """One place per side registers its handlers, each by an incoming event of the catalogue."""
     for event, handler in handlers:
         if event.direction is not events.Direction.IN:
             raise TypeError(f"{event.name} is not an incoming event")
-        sio.on(event.name, guard(outbox, event, handler), namespace=event.namespace)
+        sio.on(event.name, guard(outbox, event, handler, gate), namespace=event.namespace)
 
 
 def refuse(error: RelayError) -> socketio.exceptions.ConnectionRefusedError:

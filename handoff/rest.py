@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -12,7 +13,7 @@ from sanic.response import HTTPResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import Forbidden, InvalidPayload, RelayError, Unauthorized
-from handoff.auth import agent_for_token, bearer_token
+from handoff.auth import bearer_token, slide_later, token_state
 from handoff.guard import validation_message
 from handoff.models import Agent
 
@@ -21,7 +22,10 @@ B = TypeVar("B", bound=BaseModel)
 
 async def on_error(_: Request, exc: RelayError) -> HTTPResponse:
     """The app's handler for every ``RelayError`` a route raises: ``{"error": {code, message}}`` with its status."""
-    return response.json({"error": exc.payload()}, status=exc.status)
+    payload = exc.payload()
+    retry = payload.get("retry_after")
+    headers = {"Retry-After": str(retry)} if retry is not None else None
+    return response.json({"error": payload}, status=exc.status, headers=headers)
 
 
 def body(request: Request, model: type[B]) -> B:
@@ -45,9 +49,16 @@ async def logged_in(request: Request, s: AsyncSession, roles: Collection[str], d
     token = bearer_token(request.headers.get("authorization", ""))
     if token is None:
         raise Unauthorized()
-    agent = await agent_for_token(s, token)
+    idle = token_idle(request)
+    agent, due = await token_state(s, token, idle)
     if agent is None:
         raise Unauthorized("Your login has expired or is not valid; log in again.")
     if agent.role not in roles:
         raise Forbidden(denied)
+    if due:
+        slide_later(request.app.ctx.sessions, token, idle)
     return agent
+
+
+def token_idle(request: Request) -> timedelta:
+    return timedelta(hours=request.app.ctx.settings.token_idle_hours)

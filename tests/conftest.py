@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.db import create_engine, session_factory
 from common.settings import Settings
 from knowledge.articles import KnowledgeBase, load_kb
+from tests.handler_harness import relay  # noqa: F401 (the handlers over recording fakes: a fixture)
 from tests.stack import Stack, running_stack
 from warmline.migrate import upgrade
 

@@ -31,7 +31,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
     for key, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
         env[key] = value or ""
-    return env
+    return {**env, **NO_RATE_LIMITS}
+
+
+# The shared stack of the functional tests and the benchmarks sends far faster, from one address, than any real
+# customer: its abuse limits are out of the way. tests/test_rate_limits.py runs a relay with the real defaults.
+NO_RATE_LIMITS = {
+    f"WARMLINE_{name.upper()}": "1000000 per second" for name in Settings.model_fields if name.startswith("rate_")
+}
+DEFAULT_RATE_LIMITS = {
+    f"WARMLINE_{name.upper()}": str(field.default)
+    for name, field in Settings.model_fields.items()
+    if name.startswith("rate_")
+}
 
 
 @dataclass

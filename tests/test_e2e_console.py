@@ -179,8 +179,15 @@ async def test_offer_typing_read_receipts_canned_kb_and_transfers(stack: Stack, 
         assert moved["ok"]
         status = await customer.next_event("queue_position")
         assert status["team"] == "tier2" and status["availability"] == "no_agents"
-        assert (await cora.call("accept", {"ticket_id": ticket_id}))["ok"]  # anyone may still pick it up
-        assert (await cora.call("resolve", {"ticket_id": ticket_id}))["ok"]
+        refused = await cora.call("accept", {"ticket_id": ticket_id})
+        assert refused["error"]["code"] == "not_your_queue"  # Tier 2's queue now: not hers
+        root = AgentClient(stack.relay_url)
+        await root.connect(people["root"]["token"])
+        try:  # an admin works every queue
+            assert (await root.call("accept", {"ticket_id": ticket_id}))["ok"]
+            assert (await root.call("resolve", {"ticket_id": ticket_id}))["ok"]
+        finally:
+            await root.close()
     finally:
         await customer.close()
         await cora.close()
@@ -189,9 +196,9 @@ async def test_offer_typing_read_receipts_canned_kb_and_transfers(stack: Stack, 
     segments = await query(
         stack, select(TicketSegment).where(TicketSegment.ticket_id == ticket_id).order_by(TicketSegment.id)
     )
-    agents = {people["cora"]["id"]: "cora", people["dan"]["id"]: "dan"}
+    agents = {people[name]["id"]: name for name in ("cora", "dan", "root")}
     assert [(agents[g.agent_id], g.team, g.ended_by) for g in segments] == [
-        ("cora", "support", "transfer"), ("dan", "support", "transfer"), ("cora", "tier2", "resolve")
+        ("cora", "support", "transfer"), ("dan", "support", "transfer"), ("root", "tier2", "resolve")
     ]  # fmt: skip
     [ticket] = await query(stack, select(Ticket).where(Ticket.id == ticket_id))
     assert ticket.status == "resolved" and ticket.team == "tier2"

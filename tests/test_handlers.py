@@ -5,86 +5,17 @@ event catalogue as it happens, and every ``bot_uttered`` against the shapes Rasa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from common.db import HotPathWriter, create_engine, session_factory
-from common.settings import Settings
-from handoff import events, queues, tickets
-from handoff.agent import AgentSide
-from handoff.auth import create_agent
-from handoff.console import ConsoleSide
+from handoff import events, tickets
 from handoff.conversation import chat_room, team_room
-from handoff.customer import BOT_DOWN_TEXT, HUMAN_PAYLOAD, CustomerPolicy, CustomerSide, SocketSessions
+from handoff.customer import BOT_DOWN_TEXT, HUMAN_PAYLOAD
 from handoff.models import Conversation, Message, Ticket
-from handoff.outbox import Outbox
-from tests.fakes import RecordingSio, ScriptedBot, check_shape
-from warmline.migrate import upgrade
+from tests.fakes import check_shape
+from tests.handler_harness import SESSION, Relay, escalate, seat_agent
 
 C, A = events.CUSTOMER_NAMESPACE, events.AGENT_NAMESPACE
-CARD = {"custom": {"handoff": {"reason": "customer_asked", "reason_text": "The customer asked for a person."}}}
-SESSION = "sess-0001"
-POLICY = CustomerPolicy.from_settings(Settings())
-
-
-@dataclass
-class Relay:
-    sio: RecordingSio
-    bot: ScriptedBot
-    sessions: async_sessionmaker[AsyncSession]
-    dispatcher: queues.Dispatcher
-
-    async def say(self, text: str, client_id: str | None = None, sid: str = "c1") -> dict:
-        return await self.sio.call(C, "user_uttered", sid, {"message": text, "client_id": client_id})
-
-    async def messages(self) -> list[tuple[str, str]]:
-        async with self.sessions() as s:
-            rows = (
-                await s.execute(select(Message).where(Message.conversation_id == SESSION).order_by(Message.id))
-            ).scalars()
-            return [(m.sender, m.text) for m in rows]
-
-
-@pytest.fixture
-async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
-    upgrade(url)
-    engine: AsyncEngine = create_engine(url)
-    sessions = session_factory(engine)
-    sio, bot = RecordingSio(), ScriptedBot()
-    outbox = Outbox(sio)
-    writer = HotPathWriter(engine)
-    dispatcher = queues.Dispatcher(outbox, sessions)
-    CustomerSide(sio, outbox, sessions, writer, bot, dispatcher, 4000, SocketSessions(sio), POLICY).register()
-    AgentSide(sio, outbox, sessions, bot, dispatcher, POLICY.origins).register()
-    ConsoleSide(sio, outbox, sessions, Settings(), dispatcher).register()
-    relay = Relay(sio, bot, sessions, dispatcher)
-    await sio.call(C, "session_request", "c1", {"session_id": SESSION, "customData": {"name": "Ana"}})
-    yield relay
-    await dispatcher.settled()
-    writer.close()
-    await engine.dispose()
-
-
-async def seat_agent(relay: Relay, sid: str = "a1", username: str = "ada") -> int:
-    async with relay.sessions() as s, s.begin():
-        agent = await create_agent(s, username, username.title(), "correct horse battery")
-    await relay.sio.save_session(sid, {"agent_id": agent.id, "name": agent.name, "role": agent.role}, namespace=A)
-    return agent.id
-
-
-async def escalate(relay: Relay) -> int:
-    relay.bot.replies.append([{"text": "Let me find a person."}, CARD])
-    await relay.say(HUMAN_PAYLOAD)
-    async with relay.sessions() as s:
-        ticket = await tickets.open_ticket_of(s, SESSION)
-    assert ticket is not None
-    return ticket.id
 
 
 async def test_session_request_confirms_with_the_bare_id_and_sends_history(relay: Relay) -> None:
@@ -261,3 +192,23 @@ async def test_a_widgets_init_payload_asks_the_bot_for_its_greeting(relay: Relay
     await relay.say("/get_started")
     assert relay.bot.sent == [(SESSION, "/greet")]
     assert ("customer", "/get_started") in await relay.messages()  # stored as the widget sent it
+
+
+async def test_in_the_human_phase_rasa_is_not_asked_to_read_every_message(relay: Relay) -> None:
+    ticket_id = await escalate(relay)
+    await seat_agent(relay)
+    await relay.sio.call(A, "accept", "a1", {"ticket_id": ticket_id})
+    asked = len(relay.bot.sent)
+    for text in ("first for the agent", "second", "third"):
+        assert (await relay.say(text))["ok"]
+    assert len(relay.bot.sent) - asked <= 1  # at most the first, before this socket learnt the phase
+    assert [e.data["message"]["text"] for e in relay.sio.sent("chat_message", A)][-3:] == [
+        "first for the agent",
+        "second",
+        "third",
+    ]
+    await relay.sio.call(A, "resolve", "a1", {"ticket_id": ticket_id})
+    relay.sio.clear()
+    await relay.say("back to the bot")  # the hint was "agent": stored first, then the bot is asked
+    assert relay.bot.sent[-1] == (SESSION, "back to the bot")
+    assert [e.data["text"] for e in relay.sio.sent("bot_uttered")] == ["echo: back to the bot"]

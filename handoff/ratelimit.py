@@ -1,0 +1,100 @@
+"""Abuse limits, with the ``limits`` library: moving windows kept in memory, or on Redis when ``REDIS_URL`` is set
+(so every relay process counts together). The limits themselves are settings in limits' notation ("5 per second;
+30 per minute"); a refused event gets ``rate_limited`` with ``retry_after`` seconds and nothing of it is stored,
+so the client's later resend (same client id) is stored once."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from common.errors import RelayError
+from common.settings import Settings
+
+
+class RateLimited(RelayError):
+    status = 429
+    code = "rate_limited"
+    message = "Too many at once: please wait a moment and try again. Nothing was lost."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def payload(self, **extra: object) -> dict[str, object]:
+        return super().payload(retry_after=self.retry_after, **extra)
+
+
+class Limits:
+    """Every limit the relay applies, parsed once from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.customer_message = parse_many(settings.rate_customer_message)
+        self.customer_message_address = parse_many(settings.rate_customer_message_address)
+        self.session_request = parse_many(settings.rate_session_request)
+        self.session_request_address = parse_many(settings.rate_session_request_address)
+        self.customer_signal = parse_many(settings.rate_customer_signal)
+        self.customer_signal_address = parse_many(settings.rate_customer_signal_address)
+        self.agent_event = parse_many(settings.rate_agent_event)
+        self.login_address = parse_many(settings.rate_login_address)
+        self.login_failures = parse_many(settings.rate_login_failures)
+
+
+class Limiter:
+    def __init__(self, storage: Storage, limits: Limits) -> None:
+        self._windows = MovingWindowRateLimiter(storage)
+        self.limits = limits
+
+    @classmethod
+    def create(cls, settings: Settings) -> Limiter:
+        storage: Storage
+        if settings.redis_url:
+            uri = settings.redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
+            storage = RedisStorage(uri, implementation="redispy", key_prefix="warmline-limits")
+        else:
+            storage = MemoryStorage()
+        return cls(storage, Limits(settings))
+
+    async def hit(self, items: Sequence[RateLimitItem], *key: str) -> None:
+        """Count one event against every window of ``items``; refuse it (uncounted) if any window is full."""
+        for item in items:
+            if not await self._windows.test(item, *key):
+                raise RateLimited(await self._retry_after(item, *key))
+        for item in items:
+            await self._windows.hit(item, *key)
+
+    async def check(self, items: Sequence[RateLimitItem], *key: str) -> None:
+        """Refuse if any window is full, counting nothing (a login is counted only when it fails)."""
+        for item in items:
+            if not await self._windows.test(item, *key):
+                raise RateLimited(
+                    await self._retry_after(item, *key),
+                    "Too many failed logins for this account: it is locked for a while. Try again later.",
+                )
+
+    async def count(self, items: Sequence[RateLimitItem], *key: str) -> None:
+        for item in items:
+            await self._windows.hit(item, *key)
+
+    async def clear(self, items: Sequence[RateLimitItem], *key: str) -> None:
+        for item in items:
+            await self._windows.clear(item, *key)
+
+    async def _retry_after(self, item: RateLimitItem, *key: str) -> int:
+        stats = await self._windows.get_window_stats(item, *key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def socket_gate(limiter: Limiter, items: Sequence[RateLimitItem], family: str) -> Callable[[str, Any], Awaitable[None]]:
+    """A gate for ``guard.register``: one budget per socket for every event of a side (an agent's console)."""
+
+    async def gate(sid: str, _event: Any) -> None:
+        await limiter.hit(items, family, "socket", sid)
+
+    return gate

@@ -1,0 +1,152 @@
+"""Abuse limits (handoff/ratelimit.py) with the real defaults: the customer's messages per connection and per
+address, an agent socket's events, and logins per address and per account with a growing lockout. A refused event
+gets ``rate_limited`` with ``retry_after``, is not stored, and a later resend of the same client id is stored once.
+The first tests drive the handlers with recording fakes; the last ones go through a real relay process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from common.db import HotPathWriter, create_engine, session_factory
+from common.settings import Settings
+from handoff import events, queues
+from handoff.auth import create_agent
+from handoff.customer import CustomerPolicy, CustomerSide, SocketSessions
+from handoff.models import Message
+from handoff.outbox import Outbox
+from handoff.ratelimit import Limiter, socket_gate
+from tests.browser import relay_for_origins
+from tests.chat_client import Customer
+from tests.fakes import RecordingSio, ScriptedBot
+from tests.stack import DEFAULT_RATE_LIMITS, Stack
+from warmline.migrate import upgrade
+
+C = events.CUSTOMER_NAMESPACE
+
+
+async def customer_side(tmp_path: Path, settings: Settings) -> tuple[RecordingSio, CustomerSide, object]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    sio = RecordingSio()
+    outbox = Outbox(sio)
+    side = CustomerSide(
+        sio, outbox, sessions, HotPathWriter(engine), ScriptedBot(), queues.Dispatcher(outbox, sessions), 4000,
+        SocketSessions(sio), CustomerPolicy.from_settings(settings), Limiter.create(settings),
+    )  # fmt: skip
+    side.register()
+    return sio, side, engine
+
+
+async def stored_count(engine: object) -> int:
+    async with session_factory(engine)() as s:  # type: ignore[arg-type]
+        return int(
+            (
+                await s.execute(select(func.count()).select_from(Message).where(Message.sender == "customer"))
+            ).scalar_one()
+        )
+
+
+async def test_a_flood_from_one_connection_is_refused_and_a_later_resend_is_stored_once(tmp_path: Path) -> None:
+    sio, _, engine = await customer_side(tmp_path, Settings())
+    await sio.call(C, "session_request", "c1", {"session_id": "flood-0001"})
+    acks = [await sio.call(C, "user_uttered", "c1", {"message": f"m{i}", "client_id": f"id-{i}"}) for i in range(40)]
+    accepted = [a for a in acks if a["ok"]]
+    refused = [a["error"] for a in acks if not a["ok"]]
+    assert len(accepted) == 5  # the default: 5 a second, 30 a minute
+    assert {e["code"] for e in refused} == {"rate_limited"} and all(e["retry_after"] >= 1 for e in refused)
+    assert {e.data["code"] for e in sio.sent("relay_error")} == {"rate_limited"}
+    assert await stored_count(engine) == 5  # refused messages were not stored
+    await asyncio.sleep(refused[0]["retry_after"])
+    again = await sio.call(C, "user_uttered", "c1", {"message": "m5", "client_id": "id-5"})
+    twice = await sio.call(C, "user_uttered", "c1", {"message": "m5", "client_id": "id-5"})
+    assert again["ok"] and not again["duplicate"] and twice["duplicate"]
+    assert await stored_count(engine) == 6
+    await engine.dispose()  # type: ignore[attr-defined]
+
+
+async def test_many_connections_from_one_address_share_its_budget(tmp_path: Path) -> None:
+    sio, side, engine = await customer_side(tmp_path, Settings(rate_customer_message_address="3 per minute"))
+    for i in range(4):
+        side.addresses[f"c{i}"] = "203.0.113.7"
+        await sio.call(C, "session_request", f"c{i}", {"session_id": f"addr-000{i}"})
+    acks = [await sio.call(C, "user_uttered", f"c{i}", {"message": "hello"}) for i in range(4)]
+    assert [a["ok"] for a in acks] == [True, True, True, False] and acks[3]["error"]["code"] == "rate_limited"
+    side.addresses["c9"] = "198.51.100.1"  # someone else is not affected
+    await sio.call(C, "session_request", "c9", {"session_id": "addr-0009"})
+    assert (await sio.call(C, "user_uttered", "c9", {"message": "hello"}))["ok"]
+    await engine.dispose()  # type: ignore[attr-defined]
+
+
+async def test_typing_read_and_session_requests_have_limits_too(tmp_path: Path) -> None:
+    sio, _, engine = await customer_side(tmp_path, Settings())
+    requests = [await sio.call(C, "session_request", "c1", {"session_id": "sess-lim-01"}) for _ in range(12)]
+    assert sum(a["ok"] for a in requests) == 10  # 10 a minute per connection
+    typing = [await sio.call(C, "typing", "c2", {"typing": True}) for _ in range(15)]
+    limited = [a for a in typing if not a["ok"] and a["error"]["code"] == "rate_limited"]
+    assert len(limited) == 5  # 10 a second per connection
+    await engine.dispose()  # type: ignore[attr-defined]
+
+
+async def test_an_agent_socket_has_one_budget_for_all_its_events() -> None:
+    limiter = Limiter.create(Settings(rate_agent_event="3 per second"))
+    gate = socket_gate(limiter, limiter.limits.agent_event, "agent")
+    for _ in range(3):
+        await gate("a1", events.SYNC)
+    with pytest.raises(Exception) as refused:
+        await gate("a1", events.DIRECTORY)
+    assert getattr(refused.value, "code", None) == "rate_limited"
+    await gate("a2", events.SYNC)  # another socket has its own
+
+
+def post_login(url: str, username: str, password: str) -> tuple[int, dict, str | None]:
+    request = urllib.request.Request(
+        url + "/api/agent/login", data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read()), None
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), exc.headers.get("Retry-After")
+
+
+@pytest.mark.e2e
+async def test_wrong_passwords_lock_the_account_and_a_flood_of_messages_is_refused(stack: Stack) -> None:
+    engine = create_engine(stack.settings.db_url)
+    async with session_factory(engine)() as s, s.begin():
+        await create_agent(s, "limited", "Lim", "the right password")
+    await engine.dispose()
+    with relay_for_origins(stack, [], DEFAULT_RATE_LIMITS) as relay:
+        codes = [post_login(relay, "limited", "wrong")[0:2] for _ in range(7)]
+        assert [c for c, _ in codes[:5]] == [401] * 5  # 5 failures a minute, then locked
+        status, body, retry = post_login(relay, "limited", "wrong")
+        assert status == 429 and body["error"]["code"] == "rate_limited" and int(retry or 0) >= 1
+        status, body, _ = post_login(relay, "limited", "the right password")
+        assert status == 429  # locked means locked, even with the right password
+        assert post_login(relay, "someone-else", "wrong")[0] == 401  # other accounts are not locked
+
+        customer = Customer(relay)
+        await customer.connect()
+        try:
+            acks = await asyncio.gather(*(customer.say("hello", client_id=uuid.uuid4().hex) for i in range(60)))
+        finally:
+            await customer.close()
+        accepted = [a for a in acks if a["ok"]]
+        assert len(accepted) <= 30 and all(a["error"]["code"] == "rate_limited" for a in acks if not a["ok"])
+
+
+@pytest.mark.e2e
+async def test_logins_from_one_address_are_limited(stack: Stack) -> None:
+    with relay_for_origins(stack, [], {**DEFAULT_RATE_LIMITS, "WARMLINE_RATE_LOGIN_ADDRESS": "8 per minute"}) as relay:
+        statuses = [post_login(relay, f"user{i}", "wrong")[0] for i in range(10)]
+        assert statuses[:8] == [401] * 8 and statuses[8:] == [429, 429]
