@@ -41,6 +41,7 @@ pytestmark = pytest.mark.timeout(400)
 EVENTS_WANTED = int(os.environ.get("WARMLINE_HOSTILE_EVENTS", "10000"))  # fewer only to debug the test
 PASSWORD = "correct horse battery"
 CALL_TIMEOUT_S = 5
+WARMUP_S = 30
 STUCK_S = 20  # an event not settled by then (answer, error or close) counts as unanswered
 MAX_PACKET_BYTES = 256 * 1024  # handoff/app.py: larger packets close the connection
 
@@ -165,7 +166,7 @@ def rest_calls(draw: st.DrawFn) -> RestCall:
 
 
 inputs = st.lists(
-    st.one_of(socket_events, socket_events, socket_events, socket_events, rest_calls(), raw_packets),
+    st.one_of(*[socket_events] * 8, rest_calls(), rest_calls(), raw_packets),  # about 6 : 2 : 1
     min_size=1,
     max_size=12,
 )
@@ -384,7 +385,7 @@ def test_hostile_input_at_volume(relay: Relay, test_output: Path) -> None:
     fuzzer = Fuzzer(relay)
 
     @settings(
-        max_examples=400, deadline=None, database=None, phases=[Phase.generate],
+        max_examples=300, deadline=None, database=None, phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )  # fmt: skip
     @given(inputs)
@@ -393,7 +394,13 @@ def test_hostile_input_at_volume(relay: Relay, test_output: Path) -> None:
 
     try:
         fuzzer.run([RestCall("GET", "/health", b"", None, "")])
-        send()  # warm-up: the first 400 batches, before the baseline, so start-up allocations are not counted
+        # Warm-up before the baseline, so that start-up allocations are not counted, and long enough for the
+        # relay's memory to reach its steady state under this churn of connections: Sanic 25.12 keeps each closed
+        # websocket (about 17-23 KiB) referenced from a timer for 15-30 s before it is freed (measured with a bare
+        # Sanic app: docs/reliability.md).
+        warmup_until = time.monotonic() + WARMUP_S
+        while time.monotonic() < warmup_until:
+            send()
         baseline_kib = rss_kib(relay.pid)
         warmup_sent = fuzzer.tally.sent
         started = time.monotonic()
