@@ -111,7 +111,9 @@
 
   function customerLabel(ticket) {
     const c = ticket.customer || {};
-    return c.name || c.email || "Customer " + ticket.conversation_id.slice(0, 6);
+    const name = c.name || c.email || "Customer " + ticket.conversation_id.slice(0, 6);
+    // Only a signed-in customer whose site vouched for them (docs/widget.md) is who they say they are.
+    return (c.name || c.email) && !c.verified ? name + " (unverified)" : name;
   }
 
   function renderQueue() {
@@ -377,6 +379,9 @@
     box.replaceChildren();
     if (!ack.ok) { box.appendChild(el("small", null, ack.error.message)); return; }
     const record = ack.record;
+    box.appendChild(el("p", record.verified ? "verified" : "unverified", record.verified
+      ? "Signed in on the site (verified): their past chats are below."
+      : "Not verified: name and email are what the page said; no past chats are joined."));
     box.appendChild(el("p", null, record.conversations.length + " conversation(s), " + record.tickets.length + " ticket(s)"));
     const list = el("ul", "record");
     record.tickets.forEach(function (t) {
