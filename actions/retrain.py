@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-
 import subprocess
 import sys
-
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 

@@ -156,7 +156,7 @@ class _Linear:
 
     def scores(self, x: np.ndarray | sparse.spmatrix) -> np.ndarray:
         n = x.shape[0]
-        if self.coef is None:
+        if self.coef is None or self.intercept is None:
             return np.zeros((n, self.n_classes), dtype=np.float32)
         if sparse.issparse(x) and x.dtype != np.float32:
             x = x.astype(np.float32)
