@@ -57,3 +57,15 @@ if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
 fi
+
+# --- Scale-out tests (tests/test_scale_out_lb.py, bench/load.py): Debian's HAProxy, run by the tests from
+# deploy/haproxy.cfg in the foreground (the package's own service is not used).
+if [ "${1:-}" = "--test" ] && ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
+  echo "==> Installing Debian's HAProxy for the scale-out tests"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+  fi
+fi
+# --- end of the scale-out tests' packages
