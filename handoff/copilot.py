@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -297,7 +298,7 @@ class _WireRanking(BaseModel):
 class HttpSuggestSource:
     """The action server's live retriever (actions/suggest.py), over one pooled HTTP session."""
 
-    def __init__(self, actions_base_url: str, timeout_s: float = 2.0) -> None:
+    def __init__(self, actions_base_url: str, timeout_s: float = 5.0) -> None:
         self._url = actions_base_url.rstrip("/") + "/copilot/suggest"
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._http: aiohttp.ClientSession | None = None
@@ -334,6 +335,11 @@ def ranking_from_wire(data: Any) -> Ranking:
         wire.answer_threshold,
         tuple(Ranked(a.article_id, a.title, a.answer, a.team, a.confidence) for a in wire.articles),
     )
+
+
+def new_suggestion_id() -> int:
+    """A set's id, made before it is stored (so it can be shown first): random, 52 bits (exact in JavaScript)."""
+    return secrets.randbits(52) or 1
 
 
 def actions_base_url(actions_webhook_url: str) -> str:
@@ -434,47 +440,61 @@ class Copilot:
     async def suggest(
         self, ticket_id: int, agent_id: int, message_id: int | None, question: str, context: str
     ) -> events.SuggestionsOut | None:
-        """Rank, pick, render and store one set; None when the action server could not be asked."""
-        ranking = await self.source.rank(question, MAX_ARTICLES + 2)  # spares for the duplicates the policy drops
-        if ranking is None:
+        """Rank, pick and render one set; None when the action server could not be asked. The database reads run
+        while the action server ranks, and the set is stored after it is returned (the agent sees it sooner; its
+        id is made here), so neither waits on the other nor on the write queue."""
+        ranking, known = await asyncio.gather(
+            self.source.rank(question, MAX_ARTICLES + 2),  # spares for the duplicates the policy drops
+            self._context(ticket_id, agent_id),
+        )
+        if ranking is None or known is None:
             return None
+        render_context, responses, working = known
+        articles, canned_items = suggestions(ranking, responses, working, question, render_context)
+        out = events.SuggestionsOut(
+            suggestion_id=new_suggestion_id(), ticket_id=ticket_id, message_id=message_id, question=question,
+            context="handoff" if context == "handoff" else "message", kb_version=ranking.kb_version,
+            articles=articles, canned=canned_items,
+        )  # fmt: skip
+        self._background(self._store(out, agent_id))
+        return out
+
+    async def _context(
+        self, ticket_id: int, agent_id: int
+    ) -> tuple[dict[str, dict[str, object]], list[canned.Canned], set[str]] | None:
+        """What rendering needs (agent, ticket, customer), the canned responses and the agent's teams."""
         async with self.sessions() as s:
             ticket = await s.get(Ticket, ticket_id)
-            chat = await s.get(Conversation, ticket.conversation_id) if ticket else None
+            if ticket is None:
+                return None
+            chat = await s.get(Conversation, ticket.conversation_id)
             agent = await s.get(Agent, agent_id)
             working = await teams.working_teams(s, agent_id)
             rows = (
                 await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
             ).all()
-        if ticket is None:
-            return None
         render_context: dict[str, dict[str, object]] = {
             "agent": {"name": agent.name if agent else ""},
             "ticket": {"id": ticket.id, "team": ticket.team},
             "customer": dict(chat.customer or {}) if chat else {},
         }
-        responses = [canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows]
-        articles, canned_items = suggestions(ranking, responses, working, question, render_context)
-        out = events.SuggestionsOut(
-            suggestion_id=0, ticket_id=ticket_id, message_id=message_id, question=question,
-            context="handoff" if context == "handoff" else "message", kb_version=ranking.kb_version,
-            articles=articles, canned=canned_items,
-        )  # fmt: skip
+        return render_context, [canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows], working
+
+    async def _store(self, out: events.SuggestionsOut, agent_id: int) -> None:
+        """The set as shown (re-sent after a reload) and one row per item ("shown", per article and agent)."""
         async with self.sessions() as s, s.begin():
-            row = CopilotSuggestion(
-                ticket_id=ticket_id, message_id=message_id, agent_id=agent_id, context=out.context,
-                kb_version=ranking.kb_version, payload={},
+            s.add(
+                CopilotSuggestion(
+                    id=out.suggestion_id, ticket_id=out.ticket_id, message_id=out.message_id, agent_id=agent_id,
+                    context=out.context, kb_version=out.kb_version, payload=out.model_dump(mode="json"),
+                )
             )  # fmt: skip
-            s.add(row)
             await s.flush()
-            out = out.model_copy(update={"suggestion_id": row.id})
-            row.payload = out.model_dump(mode="json")
-            for rank, a in enumerate(articles):
-                s.add(CopilotItem(suggestion_id=row.id, kind="article", ref=a.article_id, rank=rank,
+            for rank, a in enumerate(out.articles):
+                s.add(CopilotItem(suggestion_id=out.suggestion_id, kind="article", ref=a.article_id, rank=rank,
                                   confidence=a.confidence))  # fmt: skip
-            for rank, c in enumerate(canned_items):
-                s.add(CopilotItem(suggestion_id=row.id, kind="canned", ref=str(c.canned_id), rank=rank))
-        return out
+            for rank, c in enumerate(out.canned):
+                s.add(CopilotItem(suggestion_id=out.suggestion_id, kind="canned", ref=str(c.canned_id), rank=rank))
 
     # --- the agent's events ----------------------------------------------------------------------------------
 
@@ -541,7 +561,7 @@ class Copilot:
                 await s.execute(
                     select(CopilotSuggestion.payload)
                     .where(CopilotSuggestion.ticket_id == ref.ticket_id)
-                    .order_by(CopilotSuggestion.id)
+                    .order_by(CopilotSuggestion.created_at, CopilotSuggestion.id)
                 )
             ).scalars()
             sets = [events.SuggestionsOut.model_validate(p).model_dump() for p in rows]
