@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -222,7 +223,7 @@ def main() -> None:
         rows,
         columns,
     )
-    write_json(args.json, {"command": "bench/copilot.py " + " ".join(os.sys.argv[1:]), **figures})
+    write_json(args.json, {"command": "bench/copilot.py " + " ".join(sys.argv[1:]), **figures})
 
 
 if __name__ == "__main__":
