@@ -24,11 +24,12 @@ from sqlalchemy import select
 from actions.escalate import CONNECTING
 from common.db import create_engine, session_factory
 from common.settings import ROOT, Settings
+from handoff.customer import HUMAN_PAYLOAD
 from handoff.models import Message
 from knowledge.articles import KnowledgeBase
 from tests.agent_client import AgentClient, login
 from tests.chat_client import Customer
-from tests.stack import free_port
+from tests.stack import NO_RATE_LIMITS, free_port
 from tests.test_run_command import _kill_leftovers
 from warmline.training import ensure_model
 
@@ -87,7 +88,7 @@ def warmline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warmline]:
     ports = {f"WARMLINE_{name}_PORT": str(free_port()) for name in ("RELAY", "RASA", "ACTIONS")}
     env = {
         **os.environ, "WARMLINE_STATE_DIR": str(state_dir), "DATABASE_URL": "", "REDIS_URL": "",
-        "WARMLINE_ADMIN_PASSWORD": PASSWORD, **ports,
+        "WARMLINE_ADMIN_PASSWORD": PASSWORD, **ports, **NO_RATE_LIMITS,  # faults here, abuse limits elsewhere
     }  # fmt: skip
     output = state_dir / "warmline-run.out"
     with output.open("wb") as out:
@@ -126,6 +127,12 @@ def supervisor_lines(warmline: Warmline) -> list[str]:
     return [line.split("warmline.supervisor ", 1)[1] for line in warmline.said().splitlines() if "supervisor" in line]
 
 
+async def resolve_quietly(agent: AgentClient, *ticket_ids: int | None) -> None:
+    for ticket_id in ticket_ids:
+        if ticket_id is not None and agent.sio.connected:
+            await agent.call("resolve", {"ticket_id": ticket_id})
+
+
 def relay_health(url: str) -> int:
     with urllib.request.urlopen(f"{url}/health", timeout=5) as reply:
         return int(reply.status)
@@ -144,10 +151,15 @@ async def seated_chat(url: str, token: str) -> tuple[Customer, AgentClient, int]
     return customer, ada, int(ticket["ticket_id"])
 
 
+def meta(event: dict[str, Any]) -> dict[str, Any]:
+    """Our fields of a ``bot_uttered`` (message id, sender, client id): under ``metadata``, beside Rasa's shape."""
+    return dict(event.get("metadata") or {})
+
+
 async def next_from(customer: Customer, sender: str, timeout: float = 10) -> dict[str, Any]:
     while True:
         event = await customer.next_reply(timeout)
-        if event["sender"] == sender:
+        if meta(event).get("sender") == sender:
             return event
 
 
@@ -171,7 +183,8 @@ async def test_sigkill_rasa_mid_conversation(warmline: Warmline, token: str, dem
     article = demo_kb.by_id("restart-router")
     assert article is not None
     human, ada, ticket_id = await seated_chat(warmline.relay_url, token)
-    bot_customer = Customer(warmline.relay_url)
+    bot_customer, offered = Customer(warmline.relay_url), Customer(warmline.relay_url)
+    waiting_id: int | None = None
     await bot_customer.connect()
     try:
         assert (await bot_customer.ask("how do I reboot my router?"))["text"] == article.answer
@@ -183,8 +196,17 @@ async def test_sigkill_rasa_mid_conversation(warmline: Warmline, token: str, dem
         assert error["code"] == "bot_unavailable" and error["message"]
         assert told_after_s < 2, f"told after {told_after_s:.2f} s"
         assert ack["ok"] and ack["message_id"] and ack["error"]["code"] == "bot_unavailable"  # stored, not answered
-        # TODO(lead, issue 12 item 4): this error becomes "the assistant is down, would you like a person?" with a
-        # handoff offer (and the person gets the transcript); assert the offer and its acceptance here then.
+        offer = await next_from(bot_customer, "system")  # "... would you like to talk to a person?"
+        assert [q["payload"] for q in offer.get("quick_replies") or []] == [HUMAN_PAYLOAD], offer
+        # Another customer, in the bot phase while Rasa is down, takes the offer: a ticket, with the transcript.
+        await offered.connect(custom={"name": "Ira"})
+        assert (await offered.say("my invoice is wrong"))["error"]["code"] == "bot_unavailable"
+        await offered.say(HUMAN_PAYLOAD)
+        waiting = await ada.wait_for_ticket(str(offered.session_id), 15)
+        waiting_id = int(waiting["ticket_id"])
+        accepted = await ada.call("accept", {"ticket_id": waiting["ticket_id"]})
+        assert accepted["ok"], accepted
+        assert "my invoice is wrong" in [m["text"] for m in accepted["ticket"]["messages"]]  # the transcript
         await assert_human_chat_goes_on(human, ada, ticket_id, "the Rasa outage")
         assert relay_health(warmline.relay_url) == 200
         await warmline.wait_said("rasa is back", 1)
@@ -193,8 +215,9 @@ async def test_sigkill_rasa_mid_conversation(warmline: Warmline, token: str, dem
         print(f"Rasa SIGKILLed: customer told after {told_after_s:.3f} s; the bot answered again after "
               f"{time.perf_counter() - started:.1f} s; {supervisor_lines(warmline)}")  # fmt: skip
     finally:
-        for client in (bot_customer, human, ada):
-            await client.close()
+        await resolve_quietly(ada, ticket_id, waiting_id)  # Ada's capacity is 3: free her seats for the next test
+        for client in (bot_customer, offered, human, ada):
+            await _close_quietly(client)
 
 
 async def test_sigkill_action_server_mid_conversation(warmline: Warmline, token: str, demo_kb: KnowledgeBase) -> None:
@@ -215,7 +238,8 @@ async def test_sigkill_action_server_mid_conversation(warmline: Warmline, token:
         told_after_s = time.perf_counter() - started
         replies = _drain(bot_customer.bot)
         assert ack["ok"] and ack["message_id"]  # stored either way
-        # TODO(lead, issue 12 item 4): the handoff offer, as for Rasa above.
+        # TODO(lead): once bot/channel.py answers 503 for an empty turn, the relay offers a person here as it does
+        # for Rasa above; assert the offer then.
         await assert_human_chat_goes_on(human, ada, ticket_id, "the action server outage")
         assert relay_health(warmline.relay_url) == 200
         await warmline.wait_said("action server is back", 1)
@@ -230,8 +254,9 @@ async def test_sigkill_action_server_mid_conversation(warmline: Warmline, token:
         assert error["code"] == "bot_unavailable", error
         assert told_after_s < 2, f"told after {told_after_s:.2f} s"
     finally:
+        await resolve_quietly(ada, ticket_id)
         for client in (bot_customer, human, ada):
-            await client.close()
+            await _close_quietly(client)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -275,8 +300,8 @@ async def customer_side(url: str, session_id: str, side: Side, acked_enough: asy
 
     def keep(client: Customer) -> None:
         for event in _drain(client.bot):
-            if event.get("sender") == "agent":
-                side.seen[int(event["message_id"])] = event.get("client_id")
+            if meta(event).get("sender") == "agent":
+                side.seen[int(meta(event)["message_id"])] = meta(event).get("client_id")
         for history in _drain(client.history):
             for m in history["messages"]:
                 if m["sender"] == "agent":

@@ -70,7 +70,7 @@ async def mirrored_within(sender: Customer, mirror: Customer, timeout_s: float) 
             event = await mirror.next_reply(timeout=left)
         except TimeoutError:
             return False
-        if event["message_id"] > ack["message_id"]:
+        if (event.get("metadata") or {}).get("message_id", 0) > ack["message_id"]:
             return True
     return False
 
