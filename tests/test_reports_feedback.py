@@ -106,6 +106,7 @@ def agent_ids_dropped(r: mc.Report) -> mc.Report:
 
 
 async def check_loaders(sessions: async_sessionmaker[AsyncSession]) -> None:
+    reports.forget_kept_days()
     async with sessions() as s, s.begin():
         await store_scripted(s)
     period = reports.Period(start=D1 - timedelta(days=1), end=D2 + timedelta(days=1))
@@ -117,6 +118,28 @@ async def check_loaders(sessions: async_sessionmaker[AsyncSession]) -> None:
     assert [a.article_id for a in billing.articles] == ["billing-dispute"]
     assert [a.agent for a in billing.agents] == ["Ann", "Bob"]
     assert billing.handoff.transfer.after_transfer.mean_s == 250
+
+
+async def test_finished_days_are_kept_until_forgotten(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Days settled for two days come from what the process kept: a late change shows once they are read again
+    (after reports.KEEP_S, or forget_kept_days); today's rows are always read."""
+    async with sessions() as s, s.begin():
+        await store_scripted(s)
+    period = reports.Period(start=D1 - timedelta(days=1), end=D2 + timedelta(days=1))
+    first = await reports.build(sessions, period, 10, 20)
+    async with sessions() as s, s.begin():
+        s.add(ChatRating(conversation_id="c3", asked_because="idle", asked_at=D1, score=4))  # a late rating
+    kept = await reports.build(sessions, period, 10, 20)
+    assert kept.csat.bot_only.ratings == first.csat.bot_only.ratings == 2
+    reports.forget_kept_days()
+    assert (await reports.build(sessions, period, 10, 20)).csat.bot_only.ratings == 3
+    # The same range seen as recent (nothing settled yet) is read whole, every time.
+    async with sessions() as s, s.begin():
+        s.add(Conversation(id="late", status="bot", customer={}, created_at=at(D1, 600)))
+        await s.flush()
+        s.add(Message(conversation_id="late", sender="customer", text="hi", created_at=at(D1, 600)))
+    recent = await reports.rows_for(sessions, period, now=D2)
+    assert sum(g.conversations for g in recent.conversations if g.engaged) == 8
 
 
 async def test_loaders_read_back_the_scripted_figures_on_sqlite(
