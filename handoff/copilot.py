@@ -18,7 +18,7 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -32,7 +32,7 @@ from common.clock import utcnow
 from common.errors import InvalidPayload, NotYourTicket
 from handoff import canned, events, teams
 from handoff.conversation import agent_room
-from handoff.guard import Handler, parse, register
+from handoff.guard import Gate, Handler, parse, register
 from handoff.models import (
     Agent,
     CannedResponse,
@@ -53,8 +53,6 @@ from knowledge.models import KBArticle, UnansweredQuestion
 log = logging.getLogger(__name__)
 
 NS = events.AGENT_NAMESPACE
-# handoff/guard.py's rate-limit gate of the agent namespace: runs before a handler, refuses what is over the limit.
-Gate = Callable[[str, events.Event[Any]], Awaitable[None]]
 
 # ================================================================================================================
 # The policy (pure)
@@ -375,10 +373,7 @@ class Copilot:
             (events.SUGGESTIONS_OF, self.suggestions_of),
             (events.SAVE_TO_KB, self.save_to_kb),
         ]
-        if self.gate is None:
-            register(self.sio, self.out, handlers)
-        else:
-            register(self.sio, self.out, handlers, self.gate)  # type: ignore[call-arg]
+        register(self.sio, self.out, handlers, self.gate)
 
     # --- producing suggestions -------------------------------------------------------------------------------
 

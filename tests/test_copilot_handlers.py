@@ -1,0 +1,304 @@
+"""The copilot's handlers (handoff/copilot.py) through the recording fakes of Socket.IO and the bot
+(tests/fakes.py) over a real SQLite file, with the action server's real live KB in process (actions/kb_service.py
+and actions/suggest.py's ranking, the same code the relay reaches over HTTP): suggestions for the seated agent only,
+after the message; with accept and transfer; inserts and what was sent; reloads; save to the KB; a publish."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from actions.kb_service import KBService
+from actions.suggest import SuggestRequest, suggest
+from common.db import HotPathWriter, create_engine, session_factory
+from common.settings import Settings
+from handoff import copilot, events, queues, tickets
+from handoff.agent import AgentSide
+from handoff.auth import create_agent
+from handoff.console import ConsoleSide
+from handoff.conversation import agent_room
+from handoff.copilot import Copilot, Ranking
+from handoff.customer import HUMAN_PAYLOAD, CustomerPolicy, CustomerSide, SocketSessions
+from handoff.models import CannedResponse, CopilotSaved, CopilotUse, Message
+from handoff.outbox import Outbox
+from handoff.ratelimit import Limiter
+from knowledge import store
+from knowledge.models import UnansweredQuestion
+from tests.fakes import RecordingSio, ScriptedBot
+from warmline.migrate import upgrade
+
+C, A = events.CUSTOMER_NAMESPACE, events.AGENT_NAMESPACE
+CARD = {"custom": {"handoff": {"reason": "customer_asked", "reason_text": "The customer asked for a person."}}}
+SESSION = "sess-copilot-1"
+POLICY = CustomerPolicy.from_settings(Settings())
+
+
+class LiveKBSource:
+    """The action server's ranking (actions/suggest.py) over its live KB, called in process instead of over HTTP."""
+
+    def __init__(self, service: KBService) -> None:
+        self.service = service
+        self.asked: list[str] = []
+
+    async def rank(self, text: str, k: int) -> Ranking | None:
+        self.asked.append(text)
+        answer = await suggest(self.service, SuggestRequest(text=text, k=k))
+        return copilot.ranking_from_wire(answer.model_dump())
+
+
+@dataclass
+class Relay:
+    sio: RecordingSio
+    bot: ScriptedBot
+    copilot: Copilot
+    service: KBService
+    source: LiveKBSource
+    sessions: object
+
+    async def say(self, text: str) -> dict:
+        ack = await self.sio.call(C, "user_uttered", "c1", {"message": text})
+        await self.copilot.settled()
+        return ack
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
+    settings = Settings(state_dir=tmp_path, DATABASE_URL=None)
+    url = settings.db_url
+    upgrade(url)
+    service = KBService(settings, fine_tune=False)
+    await service.start()
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    sio, bot = RecordingSio(), ScriptedBot()
+    outbox = Outbox(sio)
+    writer = HotPathWriter(engine)
+    dispatcher = queues.Dispatcher(outbox, sessions)
+    limiter = Limiter.create(
+        Settings(**{name: "1000 per second" for name in Settings.model_fields if name.startswith("rate_")})
+    )
+    customer = CustomerSide(sio, outbox, sessions, writer, bot, dispatcher, 4000, SocketSessions(sio), POLICY, limiter)
+    agent = AgentSide(sio, outbox, sessions, bot, dispatcher, POLICY.origins)
+    console = ConsoleSide(sio, outbox, sessions, Settings(), dispatcher)
+    for side in (customer, agent, console):
+        side.register()
+    source = LiveKBSource(service)
+    helper = Copilot(sio, outbox, sessions, source)
+    helper.register()
+    customer.copilot = agent.copilot = console.copilot = helper
+    relay = Relay(sio, bot, helper, service, source, sessions)
+    await sio.call(C, "session_request", "c1", {"session_id": SESSION, "customData": {"name": "Ana"}})
+    yield relay
+    await helper.settled()
+    await dispatcher.settled()
+    writer.close()
+    await engine.dispose()
+    await service.stop()
+
+
+async def seat(relay: Relay, sid: str, username: str) -> int:
+    async with relay.sessions() as s, s.begin():  # type: ignore[operator]
+        agent = await create_agent(s, username, username.title(), "correct horse battery")
+    await relay.sio.save_session(sid, {"agent_id": agent.id, "name": agent.name, "role": agent.role}, namespace=A)
+    await relay.sio.enter_room(sid, agent_room(agent.id), namespace=A)
+    return agent.id
+
+
+async def escalated(relay: Relay, question: str = "I forgot my password and cannot log in") -> int:
+    relay.bot.replies.append([{"text": "Hmm."}])
+    await relay.say(question)
+    relay.bot.replies.append([{"text": "Let me find a person."}, CARD])
+    await relay.say(HUMAN_PAYLOAD)
+    async with relay.sessions() as s:  # type: ignore[operator]
+        ticket = await tickets.open_ticket_of(s, SESSION)
+    assert ticket is not None
+    return ticket.id
+
+
+async def accepted(relay: Relay) -> tuple[int, int, dict]:
+    ticket_id = await escalated(relay)
+    ada = await seat(relay, "a1", "ada")
+    ack = await relay.sio.call(A, "accept", "a1", {"ticket_id": ticket_id})
+    assert ack["ok"]
+    return ticket_id, ada, ack
+
+
+async def test_accept_brings_the_suggestions_for_the_last_unanswered_question(relay: Relay) -> None:
+    ticket_id, _, ack = await accepted(relay)
+    handed = ack["suggestions"]
+    assert handed["context"] == "handoff" and handed["ticket_id"] == ticket_id
+    assert handed["question"] == "I forgot my password and cannot log in"  # not "/human"
+    assert handed["articles"][0]["article_id"] == "reset-password"
+    assert 1 <= len(handed["articles"]) <= 3
+    assert all(a["confidence"] >= copilot.FLOOR for a in handed["articles"])
+
+
+async def test_a_human_phase_message_gets_suggestions_for_the_seated_agent_only_after_it_is_relayed(
+    relay: Relay,
+) -> None:
+    ticket_id, ada, _ = await accepted(relay)
+    async with relay.sessions() as s, s.begin():  # type: ignore[operator]
+        s.add(
+            CannedResponse(
+                shortcut="bill", title="Where to find your bill", body="Hi {{customer.name}}, bills are under Billing."
+            )
+        )
+    relay.sio.clear()
+    before = list(relay.bot.sent)
+    ack = await relay.say("where can I download my bill as a pdf")
+    assert ack["ok"]
+    kinds = [(e.event, e.namespace) for e in relay.sio.emitted]
+    assert kinds.index(("chat_message", A)) < kinds.index(("suggestions", A))  # the message first
+    (shown,) = relay.sio.sent("suggestions")
+    assert shown.namespace == A and shown.to == agent_room(ada)
+    assert shown.data["message_id"] == ack["message_id"] and shown.data["context"] == "message"
+    assert shown.data["articles"][0]["article_id"] == "view-bill"
+    assert shown.data["articles"][0]["excerpt"] and shown.data["articles"][0]["text"]
+    assert [c["text"] for c in shown.data["canned"]] == ["Hi Ana, bills are under Billing."]
+    # The customer never sees a suggestion, and the bot stays silent (Rasa only read it: nothing answered).
+    assert [e for e in relay.sio.emitted if e.namespace == C] == []
+    assert relay.bot.sent[len(before) :] == [(SESSION, "where can I download my bill as a pdf")]
+    assert ticket_id == shown.data["ticket_id"]
+
+
+async def test_nothing_is_suggested_while_queued_or_for_small_talk(relay: Relay) -> None:
+    await escalated(relay)
+    relay.source.asked.clear()
+    await relay.say("hello? anyone there about my bill")  # queued: no agent is seated yet
+    assert relay.sio.sent("suggestions") == []
+    await seat(relay, "a1", "ada")
+    await relay.sio.call(A, "accept", "a1", {"ticket_id": 1})
+    relay.sio.clear()
+    await relay.say("ok thanks")
+    assert relay.sio.sent("suggestions") == []
+    assert relay.source.asked == ["hello? anyone there about my bill"]  # the handoff's question, once
+
+
+async def test_a_transfer_brings_the_suggestions_to_the_next_agent(relay: Relay) -> None:
+    ticket_id, _, _ = await accepted(relay)
+    bea = await seat(relay, "b1", "bea")
+    relay.sio.clear()
+    await relay.say("how do I change my payment due date")
+    ack = await relay.sio.call(A, "transfer", "a1", {"ticket_id": ticket_id, "to_agent_id": bea, "note": "dates"})
+    assert ack["ok"]
+    await relay.copilot.settled()
+    handed = [e for e in relay.sio.sent("suggestions") if e.to == agent_room(bea)]
+    assert len(handed) == 1 and handed[0].data["context"] == "handoff"
+    assert handed[0].data["articles"][0]["article_id"] == "change-payment-date"
+
+
+async def test_inserted_then_sent_unchanged_or_edited_is_counted_per_article_and_agent(relay: Relay) -> None:
+    ticket_id, ada, _ = await accepted(relay)
+    await relay.say("where can I download my bill as a pdf")
+    shown = relay.sio.sent("suggestions")[-1].data
+    top = shown["articles"][0]
+    used = {
+        "ticket_id": ticket_id,
+        "suggestion_id": shown["suggestion_id"],
+        "kind": "article",
+        "ref": top["article_id"],
+    }
+    first = await relay.sio.call(A, "suggestion_used", "a1", used)
+    assert first["ok"] and first["text"] == top["text"]
+    said = await relay.sio.call(A, "agent_message", "a1", {"ticket_id": ticket_id, "text": first["text"]})
+    sent = {"ticket_id": ticket_id, "use_id": first["use_id"], "message_id": said["message_id"]}
+    assert (await relay.sio.call(A, "suggestion_sent", "a1", sent))["outcome"] == "unchanged"
+    again = await relay.sio.call(A, "suggestion_used", "a1", used)
+    said = await relay.sio.call(
+        A, "agent_message", "a1", {"ticket_id": ticket_id, "text": "In short: " + again["text"]}
+    )
+    sent = {"ticket_id": ticket_id, "use_id": again["use_id"], "message_id": said["message_id"]}
+    assert (await relay.sio.call(A, "suggestion_sent", "a1", sent))["outcome"] == "edited"
+    refused = await relay.sio.call(A, "suggestion_sent", "a1", sent)  # counted once
+    assert not refused["ok"]
+    wrong = await relay.sio.call(A, "suggestion_used", "a1", {**used, "ref": "not-shown"})
+    assert not wrong["ok"]
+    async with relay.sessions() as s:  # type: ignore[operator]
+        per_article = {r.key: r for r in await copilot.usage(s, "article")}
+        per_agent = {r.key: r for r in await copilot.usage(s, "agent")}
+        assert len(list((await s.execute(select(CopilotUse))).scalars())) == 2
+    bill = per_article["view-bill"]
+    assert (bill.inserted, bill.unchanged, bill.edited) == (2, 1, 1) and bill.shown >= 1
+    mine = per_agent[str(ada)]
+    assert (mine.inserted, mine.unchanged, mine.edited) == (2, 1, 1)
+    assert mine.shown == sum(r.shown for r in per_article.values())
+
+
+async def test_after_a_reload_each_set_stays_on_its_message_and_only_the_seated_agent_gets_them(relay: Relay) -> None:
+    ticket_id, _, _ = await accepted(relay)
+    await relay.say("where can I download my bill as a pdf")
+    await relay.say("and how do I change my payment due date")
+    got = await relay.sio.call(A, "suggestions_of", "a1", {"ticket_id": ticket_id})
+    sets = got["suggestions"]
+    assert [s["context"] for s in sets] == ["handoff", "message", "message"]
+    assert [s["question"] for s in sets[1:]] == ["where can I download my bill as a pdf",
+                                                "and how do I change my payment due date"]  # fmt: skip
+    assert len({s["message_id"] for s in sets}) == 3
+    await seat(relay, "b1", "bea")
+    assert not (await relay.sio.call(A, "suggestions_of", "b1", {"ticket_id": ticket_id}))["ok"]
+
+
+async def test_save_to_the_kb_a_draft_lands_in_the_inbox_and_once_published_the_bot_knows_it(relay: Relay) -> None:
+    ticket_id, _, _ = await accepted(relay)
+    question = "Can I pay my bill with dogecoin?"
+    await relay.say(question)
+    answer = "No, we take cards, bank transfer and PayPal, but not cryptocurrencies like dogecoin."
+    said = await relay.sio.call(A, "agent_message", "a1", {"ticket_id": ticket_id, "text": answer})
+    ack = await relay.sio.call(
+        A, "save_to_kb", "a1", {"ticket_id": ticket_id, "message_id": said["message_id"], "mode": "draft"}
+    )
+    assert ack["ok"], ack
+    saved = ack["saved"]
+    assert saved["question"] == question and saved["mode"] == "draft" and saved["version"] == 1
+    async with relay.sessions() as s:  # type: ignore[operator]
+        view = await store.view(s, saved["article_id"])
+        entry = (await s.execute(select(UnansweredQuestion))).scalars().all()[-1]
+        row = (await s.execute(select(CopilotSaved))).scalar_one()
+    assert view.article.answer == answer and view.article.questions == (question,)
+    assert view.status == "draft" and view.published_version is None  # editors publish as they do now
+    assert entry.text == question and "Ada" in entry.reason and f"#{ticket_id}" in entry.reason
+    assert entry.resolved_at is None and (row.agent_name, row.ticket_id) == ("Ada", ticket_id)
+    async with relay.service.sessions() as s, s.begin():  # the editor publishes
+        await store.publish(s, saved["article_id"])
+    live = await relay.service.refresh()
+    assert live.retriever.decide(question).candidates[0].article_id == saved["article_id"]
+
+
+async def test_save_to_the_kb_as_example_questions_of_the_suggested_article(relay: Relay) -> None:
+    ticket_id, _, _ = await accepted(relay)
+    await relay.say("my bill pdf wont open on my phone, where else can I get it")
+    said = await relay.sio.call(A, "agent_message", "a1", {"ticket_id": ticket_id, "text": "Log in on the website."})
+    req = {"ticket_id": ticket_id, "message_id": said["message_id"], "mode": "examples", "article_id": "view-bill"}
+    ack = await relay.sio.call(A, "save_to_kb", "a1", req)
+    assert ack["ok"] and ack["saved"]["article_id"] == "view-bill" and ack["saved"]["version"] == 2
+    async with relay.sessions() as s:  # type: ignore[operator]
+        latest = await store.latest_version(s, "view-bill")
+    assert "my bill pdf wont open on my phone, where else can I get it" in latest.questions
+    not_agent = await relay.sio.call(A, "save_to_kb", "a1", {**req, "message_id": 1})
+    assert not not_agent["ok"]
+
+
+async def test_a_publish_reaches_the_suggestions_at_once(relay: Relay) -> None:
+    ticket_id, _, _ = await accepted(relay)
+    from knowledge.articles import Article
+
+    gift = Article(id="gift-cards", title="Gift cards", answer="Gift cards are sold in every store.",
+                   questions=("do you sell gift cards", "can I buy a gift card", "gift voucher for a friend"))  # fmt: skip
+    async with relay.service.sessions() as s, s.begin():
+        await store.create_article(s, gift)
+        await store.publish(s, gift.id)
+    await relay.service.refresh()  # what the action server's poller does within a second
+    await relay.say("do you sell gift cards")
+    shown = relay.sio.sent("suggestions")[-1].data
+    assert shown["articles"][0]["article_id"] == "gift-cards"
+    async with relay.sessions() as s:  # type: ignore[operator]
+        assert (await s.get(Message, shown["message_id"])) is not None
