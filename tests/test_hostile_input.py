@@ -456,6 +456,7 @@ KNOWN_FAULTS = {
     "'NoneType' object is not subscriptable": "an EVENT packet with no event name",
     "object is not subscriptable": "an EVENT packet whose data is not a list",
     "list index out of range": "an EVENT packet with an empty list",
+    "KeyError: 0": "an EVENT packet whose data is an object",
     # handoff/guard.py: guarded(sid, data=None) is called with every argument the client sent; an event with two
     # or more raises TypeError in python-socketio's task ("Task exception was never retrieved") and gets no ack.
     # Fix: guarded(sid, *args), answering invalid_payload for more than one argument.
@@ -463,6 +464,10 @@ KNOWN_FAULTS = {
     # handoff/events.py: ticket_id / message_id accept any int; one past SQLite's 64-bit INTEGER reaches the
     # database and fails there (answered "internal", logged with a traceback). Fix: Field(ge=1, le=2**63 - 1).
     "Python int too large to convert to SQLite INTEGER": "an id past 2**63 - 1",
+    # A lone surrogate ("\ud800", legal in JSON) in a customer's message passes validation and fails at the
+    # database (answered "internal", so the client's resends fail forever). Fix in handoff/events.py / guard.parse:
+    # text that does not encode as UTF-8 is invalid_payload.
+    "surrogates not allowed": "a lone surrogate in a text",
     # Seen once each in five runs, not reproduced alone: a handler still running when its client has gone (a fresh
     # connection closed after its call timed out): sio.get_session raises, guard logs it as a failure. Fix in
     # handoff/guard.py: a socket that is gone is not an error (log one line, no answer is possible).
