@@ -34,6 +34,7 @@ from harness import print_table, summary_ms, write_json
 from sqlalchemy import insert, text
 
 from common.db import create_engine, session_factory
+from handoff import metrics_calc as mc
 from handoff import reports
 from handoff.models import (
     Agent,
@@ -220,9 +221,9 @@ async def time_reports(url: str, runs: int, now: datetime) -> list[dict[str, Any
 
         return run
 
-    async def handle_time() -> Any:
-        async with sessions() as s:
-            return reports.summarize(await reports.load(s, 30))
+    async def handle_time() -> Any:  # as GET /api/admin/reports/handle-time computes it
+        rows = await reports.rows_for(sessions, reports.Period.last_days(30, None, now), ["segments"])
+        return await asyncio.to_thread(mc.handle_time_summary, rows)
 
     cases = [("reports page, all teams", full), ("reports page, one team", team)]
     cases += [(f"csv {t}", csv_of(t)) for t in TABLES]

@@ -506,3 +506,44 @@ def report(rows: Rows, csat_margin_pts: float, handle_margin_pct: float) -> Repo
         teams=teams(rows),
         daily=daily(rows),
     )
+
+
+def handle_time_summary(rows: Rows) -> dict[str, object]:
+    """The Admin tab's handle-time summary from segment rows: finished segments, their mean per agent, overall,
+    and of those that began with a transfer (the same shape as ``handoff.reports.summarize``)."""
+
+    def avg(values: list[float]) -> float | None:
+        return round(sum(values) / len(values), 1) if values else None
+
+    every: list[float] = []
+    after: list[float] = []
+    tickets: set[int] = set()
+    transferred: set[int] = set()
+    per_agent: dict[str, dict[str, list[float]]] = {}
+    for ticket_id, chain in rows.chains.items():
+        for i, g in enumerate(chain):
+            if g.seconds is None:
+                continue
+            tickets.add(ticket_id)
+            every.append(g.seconds)
+            mine = per_agent.setdefault(g.agent, {"all": [], "after_transfer": []})
+            mine["all"].append(g.seconds)
+            if i > 0:
+                after.append(g.seconds)
+                transferred.add(ticket_id)
+                mine["after_transfer"].append(g.seconds)
+    return {
+        "segments": len(every),
+        "tickets": len(tickets),
+        "transferred_tickets": len(transferred),
+        "avg_handle_s": avg(every),
+        "avg_handle_after_transfer_s": avg(after),
+        "agents": {
+            name: {
+                "segments": len(v["all"]),
+                "avg_handle_s": avg(v["all"]),
+                "avg_after_transfer_s": avg(v["after_transfer"]),
+            }
+            for name, v in sorted(per_agent.items())
+        },
+    }

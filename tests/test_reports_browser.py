@@ -238,6 +238,13 @@ async def test_the_reports_page_shows_the_known_figures(
         headers = {"Authorization": f"Bearer {people['rep-ann']['token']}"}
         async with http.get(f"{url}/api/reports", params={"team": "billing"}, headers=headers) as r:
             assert r.status == 403
+        async with http.get(f"{url}/api/admin/reports/handle-time", headers=headers) as r:
+            assert r.status == 403  # the Admin tab's summary is for admins
+        headers = {"Authorization": f"Bearer {people['rep-root']['token']}"}
+        async with http.get(f"{url}/api/admin/reports/handle-time", headers=headers) as r:
+            summary = await r.json()
+    assert (summary["segments"], summary["tickets"], summary["transferred_tickets"]) == (3, 2, 1)
+    assert summary["agents"]["Bob"]["avg_after_transfer_s"] >= AFTER_TRANSFER_S
 
 
 async def test_a_quiet_bot_only_chat_is_asked_for_a_rating_once(stack: Stack, demo_kb: KnowledgeBase) -> None:

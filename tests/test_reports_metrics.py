@@ -184,3 +184,13 @@ def test_nothing_to_measure_gives_no_figures_rather_than_zeros() -> None:
 )
 def test_nearest_rank_percentile(values: list[float], p: float, expected: float) -> None:
     assert mc.percentile(values, p) == expected
+
+
+def test_the_admin_tabs_handle_time_summary() -> None:
+    summary = mc.handle_time_summary(scripted())
+    assert (summary["segments"], summary["tickets"], summary["transferred_tickets"]) == (3, 2, 1)
+    assert (summary["avg_handle_s"], summary["avg_handle_after_transfer_s"]) == (round(650 / 3, 1), 250.0)
+    assert summary["agents"] == {
+        "Ann": {"segments": 2, "avg_handle_s": 200.0, "avg_after_transfer_s": None},
+        "Bob": {"segments": 1, "avg_handle_s": 250.0, "avg_after_transfer_s": 250.0},
+    }
