@@ -70,13 +70,17 @@ class WarmlineInput(InputChannel):
             agent = getattr(request.app.ctx, "agent", None)
             if agent is None or not agent.is_ready():
                 return response.json({"error": "the bot's model is not loaded yet"}, status=503)
-            parse = await handle_message(agent, message)
+            parse, paused = await handle_message(agent, message)
+            if not collector.messages and not paused:
+                # A custom action that cannot reach the action server runs as an action with no events (Rasa logs
+                # the exception and goes on), so the turn has no reply: an outage, which the relay tells the customer.
+                return response.json({"error": "the bot produced no reply (is the action server up?)"}, status=503)
             return response.json({"messages": collector.messages, "parse": parse})
 
         return webhook
 
 
-async def handle_message(agent: Agent, message: UserMessage) -> dict[str, Any] | None:
+async def handle_message(agent: Agent, message: UserMessage) -> tuple[dict[str, Any] | None, bool]:
     """``Agent.handle_message`` step by step, keeping the tracker so its parse needs no second fetch.
 
     Fetching the tracker again after Rasa saved it replays every event of the conversation (milliseconds on a long
@@ -89,4 +93,5 @@ async def handle_message(agent: Agent, message: UserMessage) -> dict[str, Any] |
         await processor._run_prediction_loop(message.output_channel, tracker)
         await processor.run_anonymization_pipeline(tracker)
         await processor.save_tracker(tracker)
-    return summarize_parse(tracker.latest_message.parse_data) if tracker.latest_message else None
+    parse = summarize_parse(tracker.latest_message.parse_data) if tracker.latest_message else None
+    return parse, tracker.is_paused()

@@ -6,6 +6,7 @@ import json
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import socketio
 from sanic import Sanic, response
@@ -54,6 +55,20 @@ def client_manager(settings: Settings) -> socketio.AsyncManager | None:
     return socketio.AsyncRedisManager(settings.redis_url)
 
 
+class RelaySocketServer(socketio.AsyncServer):
+    """python-socketio decodes each packet outside any handler of ours and raises on a malformed one (python-engineio
+    then logs a traceback per packet, and a bad binary header leaves the connection waiting for attachments). Here a
+    malformed packet closes its connection, with one log line."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            log.warning("malformed Socket.IO packet (%s: %s); closing that connection", type(exc).__name__, exc)
+            self._binary_packet.pop(eio_sid, None)
+            await self.eio.disconnect(eio_sid)
+
+
 def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
     app = Sanic(name)
     app.config.update(
@@ -64,7 +79,7 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
             "PROXIES_COUNT": settings.proxies_count,  # whose X-Forwarded-For to believe for the client's address
         }
     )
-    sio = socketio.AsyncServer(
+    sio = RelaySocketServer(
         async_mode="sanic",
         client_manager=client_manager(settings),
         # Engine.IO lets every origin through, so that a refused site hears why: the namespaces refuse it at connect

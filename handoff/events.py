@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
@@ -44,9 +44,24 @@ def wire(payload: BaseModel) -> Any:
 
 
 class Incoming(BaseModel):
-    """Base of every incoming payload: unknown keys are dropped, never stored."""
+    """Base of every incoming payload: unknown keys are dropped, never stored, and text must be real text (a lone
+    surrogate such as "\\ud800" cannot be stored in UTF-8: refused here, not failed in the database)."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+        return value
+
+
+# A row id: positive and within the databases' 64-bit INTEGER (a larger int reached SQLite and failed there).
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -114,7 +129,7 @@ AGENT_RELAY_ERROR = _event("relay_error", ErrorPayload, _A, _OUT, "An agent even
 
 
 class TypingIn(Incoming):
-    ticket_id: int | None = None  # agents say which chat; a customer has only one
+    ticket_id: RowId | None = None  # agents say which chat; a customer has only one
     typing: bool = True
 
 
@@ -126,8 +141,8 @@ class TypingOut(Payload):
 
 
 class ReadIn(Incoming):
-    ticket_id: int | None = None
-    message_id: int = Field(ge=1)
+    ticket_id: RowId | None = None
+    message_id: RowId
 
 
 class ReadOut(Payload):
@@ -141,7 +156,7 @@ class ReadOut(Payload):
 # ================================================================================================================
 
 
-class CustomerContext(BaseModel):
+class CustomerContext(Incoming):
     """What the widget knows of the customer; all optional. Unknown keys are dropped, not stored."""
 
     model_config = ConfigDict(extra="ignore", str_max_length=320)
@@ -317,7 +332,7 @@ RATING_REQUEST = _event("rating_request", RatingRequest, _C, _OUT, "Rate the hel
 
 
 class Rating(Incoming):
-    ticket_id: int
+    ticket_id: RowId
     score: int = Field(ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000)
 
@@ -354,7 +369,7 @@ class Ack(Payload):
 
 
 class TicketRef(Incoming):
-    ticket_id: int
+    ticket_id: RowId
 
 
 class TicketId(Payload):
@@ -388,7 +403,7 @@ class ChatMessage(Payload):
 
 
 class AgentSays(Incoming):
-    ticket_id: int
+    ticket_id: RowId
     text: str
     client_id: str | None = None
 
@@ -410,8 +425,8 @@ class PresenceIn(Incoming):
 
 
 class TransferIn(Incoming):
-    ticket_id: int
-    to_agent_id: int | None = None
+    ticket_id: RowId
+    to_agent_id: RowId | None = None
     to_team: str | None = Field(default=None, max_length=64)
     note: str = Field(max_length=2000)
 
@@ -434,7 +449,7 @@ class TransferOut(Payload):
 
 
 class CannedQuery(Incoming):
-    ticket_id: int | None = None
+    ticket_id: RowId | None = None
     query: str = Field(default="", max_length=64)
 
 

@@ -47,13 +47,22 @@ def guard(outbox: Outbox, event: events.Event[Any], handler: Handler, gate: Gate
     """``gate`` runs first (the rate limits): what it refuses never reaches the handler, so nothing is stored."""
     error_event = events.RELAY_ERROR if event.namespace == events.CUSTOMER_NAMESPACE else events.AGENT_RELAY_ERROR
 
-    async def guarded(sid: str, data: Any = None) -> dict[str, Any] | None:
+    async def guarded(sid: str, *args: Any) -> dict[str, Any] | None:
         try:
             if gate is not None:
                 await gate(sid, event)
-            return await handler(sid, data)
+            if len(args) > 1:  # python-socketio passes every argument the client sent; each event takes one object
+                raise InvalidPayload(f"{event.name} takes one object, not {len(args)} arguments")
+            return await handler(sid, args[0] if args else None)
         except RelayError as exc:
             error = exc
+        except KeyError as exc:
+            if "Session not found" not in str(exc):
+                log.exception("%s failed", event.name)
+            else:  # the socket went away while its event was handled: nobody is left to answer
+                log.info("%s: the socket %s disconnected meanwhile", event.name, sid)
+                return None
+            error = RelayError()
         except Exception:
             log.exception("%s failed", event.name)
             error = RelayError()

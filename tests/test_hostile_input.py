@@ -435,10 +435,11 @@ def test_hostile_input_at_volume(relay: Relay, test_output: Path) -> None:
     assert growth < 0.10, report
     unknown = {line: n for line, n in report["tracebacks"].items() if not any(k in line for k in KNOWN_FAULTS)}
     assert unknown == {}, "\n\n".join(first_block(log, line) for line in unknown)
-    if report["tracebacks"] or tally.unanswered_known:
-        # TODO(lead): the relay must turn these into a clear error or a dropped connection, without a traceback:
-        # see KNOWN_FAULTS for each one's fix; then this test passes as it stands.
-        pytest.xfail(f"unanswered: {dict(tally.unanswered_known)}; unhandled in the log: {report['tracebacks']}")
+    # The faults once seen (KNOWN_FAULTS) are fixed in the relay: none may come back.
+    assert report["tracebacks"] == {} and not tally.unanswered_known, (
+        dict(tally.unanswered_known),
+        report["tracebacks"],
+    )
 
 
 # Unhandled exceptions seen in the relay's log under this test, with what the relay must change (issue 12, item 5).
