@@ -198,9 +198,9 @@ class AgentSide:
         for event in bot_uttered(joined.message, agent_name=name):
             await self.out.emit(events.BOT_UTTERED, event, to=room)
         self.dispatcher.request(queues.ticket_team(ticket))  # everyone behind moves up
-        # The copilot's top suggestions for the customer's last unanswered question come with the card.
-        handed = await self.copilot.for_handoff(ticket.id, agent_id) if self.copilot is not None else None
-        return {"ok": True, "ticket": detail.model_dump(), "suggestions": handed.model_dump() if handed else None}
+        if self.copilot is not None:  # the suggestions for the last unanswered question follow the card at once
+            self.copilot.after_handoff(ticket.id, agent_id)
+        return {"ok": True, "ticket": detail.model_dump()}
 
     async def agent_message(self, sid: str, data: Any) -> dict[str, Any]:
         says = parse(events.AgentSays, data)

@@ -95,7 +95,7 @@ class ConsoleSide:
         if moved.out.to_agent_id is not None:
             await self.out.emit(events.CHAT_ASSIGNED, moved.out, to=agent_room(moved.out.to_agent_id))
             if self.copilot is not None:  # the last unanswered question's suggestions follow the chat
-                self.copilot.after_transfer(moved.out.ticket_id, moved.out.to_agent_id)
+                self.copilot.after_handoff(moved.out.ticket_id, moved.out.to_agent_id)
         elif moved.out.to_team is not None:
             await self.out.emit(events.TICKET_WAITING, moved.summary, to=team_room(moved.out.to_team))
             self.dispatcher.request(moved.out.to_team)

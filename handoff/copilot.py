@@ -398,8 +398,10 @@ class Copilot:
             return
         self._background(self._suggest_and_send(ticket.id, ticket.agent_id, message.id, message.text, "message"))
 
-    def after_transfer(self, ticket_id: int, to_agent_id: int) -> None:
-        """A chat was handed to an agent: the top suggestions for the last unanswered question follow it."""
+    def after_handoff(self, ticket_id: int, to_agent_id: int) -> None:
+        """An agent accepted a chat or got it by a transfer: the suggestions for the customer's last unanswered
+        question follow the card as a ``suggestions`` event (context handoff). Not in accept's acknowledgement:
+        ranking takes tens of milliseconds, which accept (p99 < 50 ms, docs/benchmarks.md) should not wait for."""
         self._background(self._handoff_and_send(ticket_id, to_agent_id))
 
     async def _suggest_and_send(

@@ -65,7 +65,7 @@ async def test_the_copilot_suggests_inserts_and_saves_an_answer_the_bot_then_giv
         ticket = await agent.wait_for_ticket(customer.session_id or "")
         accepted = await agent.call("accept", {"ticket_id": ticket["ticket_id"]})
         assert accepted["ok"], accepted
-        handed = accepted["suggestions"]
+        handed = await agent.next("suggestions", timeout=5)  # right after the acknowledgement
         assert handed["context"] == "handoff" and handed["question"] == "I forgot my password and cannot log in"
         assert handed["articles"][0]["article_id"] == "reset-password"
 

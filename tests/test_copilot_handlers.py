@@ -129,12 +129,16 @@ async def accepted(relay: Relay) -> tuple[int, int, dict]:
     ada = await seat(relay, "a1", "ada")
     ack = await relay.sio.call(A, "accept", "a1", {"ticket_id": ticket_id})
     assert ack["ok"]
+    await relay.copilot.settled()
     return ticket_id, ada, ack
 
 
 async def test_accept_brings_the_suggestions_for_the_last_unanswered_question(relay: Relay) -> None:
-    ticket_id, _, ack = await accepted(relay)
-    handed = ack["suggestions"]
+    ticket_id, ada, ack = await accepted(relay)
+    assert "suggestions" not in ack  # accept does not wait for the ranking; the event follows at once
+    (event,) = relay.sio.sent("suggestions")
+    assert event.namespace == A and event.to == agent_room(ada)
+    handed = event.data
     assert handed["context"] == "handoff" and handed["ticket_id"] == ticket_id
     assert handed["question"] == "I forgot my password and cannot log in"  # not "/human"
     assert handed["articles"][0]["article_id"] == "reset-password"
@@ -177,6 +181,7 @@ async def test_nothing_is_suggested_while_queued_or_for_small_talk(relay: Relay)
     assert relay.sio.sent("suggestions") == []
     await seat(relay, "a1", "ada")
     await relay.sio.call(A, "accept", "a1", {"ticket_id": 1})
+    await relay.copilot.settled()
     relay.sio.clear()
     await relay.say("ok thanks")
     assert relay.sio.sent("suggestions") == []

@@ -131,7 +131,6 @@
         if (!ack.ok) { showError("chat-error", ack.error.message); return; }
         state.queue.delete(ticket.ticket_id);
         state.chats.set(ticket.ticket_id, ack.ticket);
-        if (ack.suggestions) addSuggestions(ack.suggestions, true);
         renderQueue(); renderChats(); openChat(ticket.ticket_id);
       });
       item.appendChild(accept);
