@@ -7,8 +7,13 @@ setup:
 run: setup
 	.venv/bin/warmline run
 
+# Static checks first (seconds): the one-way layers, lint and format, types; then the whole suite.
 test:
 	./scripts/bootstrap.sh --test
+	.venv/bin/lint-imports
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -q -ra
 
 bench: setup
