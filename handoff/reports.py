@@ -248,13 +248,6 @@ async def load_rows_concurrently(
     return mc.Rows(**{section: getattr(part, section) for section, part in zip(need, parts, strict=True)})
 
 
-async def _live(sessions: async_sessionmaker[AsyncSession], period: Period, need: Sequence[str]) -> mc.Rows:
-    if len(need) > 1:
-        return await load_rows_concurrently(sessions, period, need)
-    async with reading(sessions) as s:
-        return await load_rows(s, period, need)
-
-
 # Finished days are kept: a day this far behind today has its chats closed and rated (what still changes, a late
 # rating or a ticket left open for days, shows within KEEP_S). Each relay process keeps its own, per database,
 # section, team filter and UTC day; a 30-day report then reads the last two or three days only.
@@ -272,46 +265,28 @@ def _midnight(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _day_of_row(section: str, row: Any) -> str:
-    return str(row.day)
-
-
-async def _kept_days(
-    sessions: async_sessionmaker[AsyncSession], start: datetime, end: datetime, team: str | None, need: Sequence[str]
-) -> mc.Rows:
-    """The rows of the whole UTC days [start, end), from the kept days, reading the ones not kept (or kept too
-    long) in one range query per section."""
-    database = str(sessions.kw["bind"].url)
+async def _kept_section(
+    s: AsyncSession, database: str, start: datetime, end: datetime, team: str | None, section: str
+) -> list[Any]:
+    """One section's rows of the whole UTC days [start, end), from the kept days, reading the ones not kept (or
+    kept too long) in one range query."""
     wanted = [(start + timedelta(days=i)).date().isoformat() for i in range((end - start).days)]
     clock = time.monotonic()
     for key in [k for k, (at, _) in _kept.items() if clock - at >= KEEP_S]:
         _kept.pop(key, None)  # stale: read again when asked, and not held meanwhile
-
-    def fresh(section: str, day: str) -> bool:
-        kept = _kept.get((database, section, team, day))
-        return kept is not None and clock - kept[0] < KEEP_S
-
-    async def refill(section: str) -> None:
-        missing = [d for d in wanted if not fresh(section, d)]
-        if not missing:
-            return
+    missing = [d for d in wanted if (database, section, team, d) not in _kept]
+    if missing:
         first = datetime.fromisoformat(missing[0]).replace(tzinfo=UTC)
         last = datetime.fromisoformat(missing[-1]).replace(tzinfo=UTC) + timedelta(days=1)
-        async with reading(sessions) as s:
-            rows, days = await _load(s, Period(start=first, end=last, team=team), [section], tag_days=True)
+        rows, days = await _load(s, Period(start=first, end=last, team=team), [section], tag_days=True)
         found: dict[str, list[Any]] = {d: [] for d in missing}
         listed = getattr(rows, section)
-        tags = days.get(section) or [_day_of_row(section, row) for row in listed]
-        for row, day in zip(listed, tags, strict=True):
+        for row, day in zip(listed, days.get(section) or [row.day for row in listed], strict=True):
             if day in found:
                 found[day].append(row)
         for day, day_rows in found.items():
             _kept[(database, section, team, day)] = (clock, day_rows)
-
-    await asyncio.gather(*(refill(section) for section in need))
-    return mc.Rows(
-        **{section: [row for d in wanted for row in _kept[(database, section, team, d)][1]] for section in need}
-    )
+    return [row for d in wanted for row in _kept[(database, section, team, d)][1]]
 
 
 async def rows_for(
@@ -321,26 +296,34 @@ async def rows_for(
     now: datetime | None = None,
 ) -> mc.Rows:
     """The rows of ``period``: whole days settled for SETTLED_AFTER from the kept days, the rest (today, the last
-    days, a partial first day) read now, each section's query on a connection of its own, all at once (SQLite's
+    days, a partial first day) read now. Each section on a connection of its own, all sections at once (SQLite's
     driver threads and PostgreSQL's backends run them in parallel: 0.25 s against 0.43 s one after the other with
-    100,000 conversations in the range). Each query sees its own snapshot: a ticket opened in between may be in one
-    section and not another, for one refresh of the page."""
+    100,000 conversations in the range); one connection per section keeps a report within the pool. Each section
+    sees its own snapshot: a ticket opened in between may be in one and not another, for one refresh of the page."""
     cutoff = _midnight(now or datetime.now(UTC)) - SETTLED_AFTER
     first_whole = _midnight(period.start)
     if first_whole < period.start:
         first_whole += timedelta(days=1)
     kept_end = min(_midnight(period.end), cutoff)
-    if kept_end <= first_whole:
-        return await _live(sessions, period, need)
-    live = []
-    if period.start < first_whole:
-        live.append(period.model_copy(update={"end": first_whole}))
-    if kept_end < period.end:
-        live.append(period.model_copy(update={"start": kept_end}))
-    parts = await asyncio.gather(
-        _kept_days(sessions, first_whole, kept_end, period.team, need), *(_live(sessions, p, need) for p in live)
-    )
-    return mc.Rows(**{section: [row for part in parts for row in getattr(part, section)] for section in need})
+    keep = kept_end > first_whole
+    live = [period]
+    if keep:
+        live = []
+        if period.start < first_whole:
+            live.append(period.model_copy(update={"end": first_whole}))
+        if kept_end < period.end:
+            live.append(period.model_copy(update={"start": kept_end}))
+    database = str(sessions.kw["bind"].url)
+
+    async def section_rows(section: str) -> list[Any]:
+        async with reading(sessions) as s:
+            found = await _kept_section(s, database, first_whole, kept_end, period.team, section) if keep else []
+            for piece in live:
+                found += getattr(await load_rows(s, piece, [section]), section)
+            return found
+
+    lists = await asyncio.gather(*(section_rows(section) for section in need))
+    return mc.Rows(**dict(zip(need, lists, strict=True)))
 
 
 async def build(
