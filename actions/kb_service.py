@@ -56,9 +56,7 @@ class LiveKB:
 class KBService:
     def __init__(self, settings: Settings, fine_tune: bool = True) -> None:
         self.settings = settings
-        # WARMLINE_KB_FINE_TUNE=0 turns it off (e.g. for benchmarks of other paths on a shared machine).
-        enabled = os.environ.get("WARMLINE_KB_FINE_TUNE", "1").strip().lower() not in {"0", "false", "no", "off"}
-        self.fine_tune = fine_tune and enabled and default_embedder() is not None
+        self.fine_tune = fine_tune and settings.kb_fine_tune and default_embedder() is not None
         self._tuner: asyncio.Task[None] | None = None
         self._tune_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-fine-tune")
         self._stopping = False

@@ -128,7 +128,7 @@ async def wait_for_tuned(log_dir: Path, timeout_s: float = 300.0) -> tuple[int, 
 
 
 async def run(rounds: int, retrain: bool) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as scratch, running_stack(Path(scratch)) as stack:
+    with tempfile.TemporaryDirectory() as scratch, running_stack(Path(scratch), fine_tune=True) as stack:
         await make_agent(stack.settings.db_url, "bench-editor", PASSWORD, "editor")
         editor = await Editor.login(stack.relay_url, "bench-editor", PASSWORD)
         samples: dict[str, list[float]] = {}

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # articles become Rasa intents too (answers are live at once without it). 0 = off: training takes a CPU core
     # for about a minute, and with several action-server processes each would train; use `warmline train --load`.
     kb_auto_retrain_s: float = 0.0
+    # After a publish has been quiet for a few seconds, the action server fine-tunes the sentence encoder on the
+    # KB's questions in the background (knowledge/finetune.py) and swaps the tuned retriever in; answers are live
+    # at once with the current encoder. Off: the frozen encoder only (less CPU; e.g. benchmarks of other paths).
+    kb_fine_tune: bool = True
 
     # How long the relay waits for Rasa before telling the customer the bot is unavailable.
     rasa_timeout_s: float = 10.0

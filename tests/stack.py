@@ -31,7 +31,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
     for key, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
         env[key] = value or ""
-    return {**env, **NO_RATE_LIMITS}
+    return {**env, **NO_RATE_LIMITS, "WARMLINE_KB_FINE_TUNE": str(settings.kb_fine_tune).lower()}
 
 
 # The shared stack of the functional tests and the benchmarks sends far faster, from one address, than any real
@@ -72,8 +72,10 @@ class Stack:
 
 
 @contextmanager
-def running_stack(state_dir: Path, kb_path: Path | None = None) -> Iterator[Stack]:
-    """Rasa, the action server and one relay (SQLite in ``state_dir``), stopped on exit."""
+def running_stack(state_dir: Path, kb_path: Path | None = None, fine_tune: bool = False) -> Iterator[Stack]:
+    """Rasa, the action server and one relay (SQLite in ``state_dir``), stopped on exit. The action server's
+    background fine-tune (knowledge/finetune.py) costs a stack tens of CPU-seconds after every publish: off unless
+    asked for (its own tests run the service in-process; bench/kb_publish.py measures it)."""
     model, _ = ensure_model(Settings())  # the model is cached in the project's state dir across runs
     settings = Settings(
         state_dir=state_dir,
@@ -83,6 +85,7 @@ def running_stack(state_dir: Path, kb_path: Path | None = None) -> Iterator[Stac
         actions_port=free_port(),
         DATABASE_URL=None,
         REDIS_URL=None,
+        kb_fine_tune=fine_tune,
     )
     upgrade(settings.db_url)
     supervisor = Supervisor(settings)
