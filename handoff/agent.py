@@ -15,7 +15,7 @@ import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.errors import BadToken, NotYourTicket, TicketUnavailable
-from handoff import access, events, origins, queues, store, teams, tickets
+from handoff import access, events, origins, queues, store, teams, telemetry, tickets
 from handoff.auth import TOKEN_IDLE, slide_later, token_state
 from handoff.bot_client import Bot
 from handoff.bot_replies import bot_uttered, history_message
@@ -83,6 +83,7 @@ class AgentSide:
                 if agent is not None and access.may_use_console(agent.role):
                     if agent.presence == "offline":  # connecting means working; someone "away" stays away
                         agent.presence = "online"
+                        telemetry.presence("online")
                     working = await self._queues_of(s, agent)
         if agent is None:
             raise refuse(BadToken())
@@ -110,6 +111,7 @@ class AgentSide:
         others = [p for p, _ in self.sio.manager.get_participants(NS, agent_room(agent_id)) if p != sid]
         if others:
             return
+        telemetry.presence("offline")
         async with self.sessions() as s, s.begin():
             await teams.set_presence(s, agent_id, "offline")
             working = await teams.working_teams(s, agent_id)
@@ -167,6 +169,7 @@ class AgentSide:
         async with self.sessions() as s, s.begin():
             await teams.set_presence(s, agent_id, wanted.presence)
             working = await teams.working_teams(s, agent_id)
+        telemetry.presence(wanted.presence)
         for team in working:
             self.dispatcher.request(team)
         return {"ok": True, "presence": wanted.presence}
@@ -198,6 +201,9 @@ class AgentSide:
         for event in bot_uttered(joined.message, agent_name=name):
             await self.out.emit(events.BOT_UTTERED, event, to=room)
         self.dispatcher.request(queues.ticket_team(ticket))  # everyone behind moves up
+        telemetry.queue("accepted", queues.ticket_team(ticket))
+        if ticket.accepted_at is not None:
+            telemetry.seated(queues.ticket_team(ticket), tickets.seconds_between(ticket.created_at, ticket.accepted_at))
         if self.copilot is not None:  # the suggestions for the last unanswered question follow the card at once
             self.copilot.after_handoff(ticket.id, agent_id)
         return {"ok": True, "ticket": detail.model_dump()}
@@ -250,4 +256,5 @@ class AgentSide:
         await self.out.emit(events.TICKET_RESOLVED, events.TicketId(ticket_id=ticket.id), to=room)
         await self.sio.leave_room(sid, room, namespace=NS)
         self.dispatcher.request(queues.ticket_team(ticket))  # a slot came free: offer the next ticket
+        telemetry.queue("resolved", queues.ticket_team(ticket))
         return {"ok": True, "ticket_id": ticket.id}

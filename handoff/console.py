@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.db import reading
 from common.errors import InvalidPayload, NotYourTicket
 from common.settings import Settings
-from handoff import access, canned, events, kb_search, queues, store, teams, tickets
+from handoff import access, canned, events, kb_search, queues, store, teams, telemetry, tickets
 from handoff.bot_replies import bot_uttered, history_message
 from handoff.conversation import agent_room, chat_room, team_room
 from handoff.guard import Gate, Handler, parse, register
@@ -100,6 +100,7 @@ class ConsoleSide:
             await self.out.emit(events.TICKET_WAITING, moved.summary, to=team_room(moved.out.to_team))
             self.dispatcher.request(moved.out.to_team)
         self.dispatcher.request(moved.old_team)  # the sender has a free slot now
+        telemetry.queue("transferred", moved.old_team)
         return {"ok": True, "transfer": moved.out.model_dump()}
 
     async def typing(self, sid: str, data: Any) -> dict[str, Any]:

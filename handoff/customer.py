@@ -7,6 +7,7 @@ message goes is the conversation core's decision: to the bot in the bot phase, t
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.db import HotPathWriter, reading
 from common.errors import BotUnavailable, InvalidPayload, InvalidRating, MessageTooLong, NoSession, WrongSession
 from common.settings import Settings
-from handoff import conversation, events, identity, origins, queues, store, tickets
+from handoff import conversation, events, identity, origins, queues, store, telemetry, tickets
 from handoff.bot_client import Bot, BotTurn
 from handoff.bot_replies import bot_uttered, handoff_card_of, history_message, split_reply
 from handoff.conversation import Route, chat_room
@@ -145,6 +146,7 @@ class CustomerSide:
     # --- user_uttered: validate -> store while the bot reads -> route by phase -> bot turn or agent -------------
 
     async def user_uttered(self, sid: str, data: Any) -> dict[str, Any]:
+        started = time.perf_counter()
         uttered = self._validate(data)
         session_id, known = await self.sockets.chat_of(sid)
         if uttered.session_id not in (None, session_id):
@@ -183,8 +185,10 @@ class CustomerSide:
             await resume_bot(self.sessions, self.bot, session_id)
             turn, failure = await self._ask_bot(session_id, for_bot, record)
         if failure is not None or turn is None:
-            return await self._bot_down(sid, session_id, uttered.message, ack, failure or BotUnavailable())
-        await self._bot_turn(session_id, stored.message.id, turn)
+            telemetry.bot_turn(time.perf_counter() - started, ok=False)
+            return await self._bot_down(sid, session_id, uttered.message, ack, failure or BotUnavailable(), started)
+        await self._bot_turn(session_id, stored.message.id, turn, started)
+        telemetry.bot_turn(time.perf_counter() - started)
         return ack.model_dump(exclude_none=True)
 
     def _validate(self, data: Any) -> events.UserUttered:
@@ -217,13 +221,13 @@ class CustomerSide:
         if self.copilot is not None:  # only now, after the message has left: suggestions never delay it
             self.copilot.after_customer_message(ticket, message)
 
-    async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn) -> None:
+    async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn, started: float) -> None:
         said = [split_reply(rasa_message) for rasa_message in turn.messages]
         if any(handoff_card_of(data) is not None for _, data in said):
             replies, opened = await self._open_ticket(session_id, said)
             await self._say(session_id, replies)
             if opened is not None:
-                await self._announce_ticket(session_id, *opened)
+                await self._announce_ticket(session_id, *opened, started)
         else:  # the common turn: the bot's answers, stored in one statement before anyone sees them
             await self._say(session_id, await store.add_replies(self.writer, session_id, said))
         # The bot's reading annotates the customer's message, which is stored already: it follows the reply.
@@ -231,7 +235,7 @@ class CustomerSide:
         await store.set_parse(self.writer, message_id, turn.parse)
 
     async def _bot_down(
-        self, sid: str, session_id: str, text: str, ack: events.Ack, failure: BotUnavailable
+        self, sid: str, session_id: str, text: str, ack: events.Ack, failure: BotUnavailable, started: float
     ) -> dict[str, Any]:
         """Rasa did not answer. The message is stored (the ack says so); the customer is told at once and offered a
         person, and asking for one (the offer's quick reply) opens a ticket without the bot."""
@@ -243,7 +247,7 @@ class CustomerSide:
             replies, opened = await self._open_ticket(session_id, [("", {"custom": {"handoff": card}})])
             await self._say(session_id, replies)
             if opened is not None:
-                await self._announce_ticket(session_id, *opened)
+                await self._announce_ticket(session_id, *opened, started)
             return ack.model_dump(exclude_none=True)
         payload = failure.payload(event=events.USER_UTTERED.name)
         await self.out.emit(events.RELAY_ERROR, events.ErrorPayload.model_validate(payload), to=sid)
@@ -286,13 +290,17 @@ class CustomerSide:
                     opened = (summary(ticket, chat, status.position), status)
         return replies, opened
 
-    async def _announce_ticket(self, session_id: str, ticket: events.TicketSummary, status: events.QueueStatus) -> None:
+    async def _announce_ticket(
+        self, session_id: str, ticket: events.TicketSummary, status: events.QueueStatus, started: float
+    ) -> None:
         await self.out.emit(events.QUEUE_POSITION, status, to=chat_room(session_id))
         if status.availability != "open":
             ask = events.EmailRequest(ticket_id=status.ticket_id, reason=status.availability, opens_at=status.opens_at)
             await self.out.emit(events.EMAIL_REQUEST, ask, to=chat_room(session_id))
         await self.out.emit(events.TICKET_WAITING, ticket, to=conversation.team_room(status.team))
         self.dispatcher.request(status.team)
+        telemetry.escalation(ticket.reason, time.perf_counter() - started)
+        telemetry.queue("queued", status.team)
 
     # --- the rest of the customer's events -------------------------------------------------------------------------
 

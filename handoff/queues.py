@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import utcnow
 from common.db import reading
-from handoff import events, routing, teams, tickets, views
+from handoff import events, routing, teams, telemetry, tickets, views
 from handoff.conversation import agent_room, chat_room
 from handoff.models import Conversation, Ticket
 from handoff.outbox import Outbox
@@ -131,6 +131,7 @@ class Dispatcher:
             queued = await tickets.waiting(s)
             positions = queue_positions(queued)
             waiting = [t for t in queued if ticket_team(t) == team]
+            telemetry.queue_waiting(team, len(waiting))
             offers = routing.plan_offers([(t.id, t.offered_to) for t in waiting], state.agents)
             statuses = [(t.conversation_id, await status_of(s, t, state, positions[t.id])) for t in waiting]
             summaries = [

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from common.clock import utcnow
 from common.db import HotPathWriter
-from handoff import identity
+from handoff import identity, telemetry
 from handoff.models import Conversation, Message
 
 # Writes on the chat path use the tables (SQLAlchemy Core): the ORM's loads and bulk-insert machinery cost a few
@@ -111,6 +111,7 @@ def add_message(
         assert client_id is not None  # only a repeated client_id can conflict
         existing = s.execute(_BY_CLIENT_ID, {"conversation_id": conversation_id, "client_id": client_id}).scalar_one()
         return StoredMessage(existing, created=False)
+    telemetry.message(sender)
     return StoredMessage(Message(id=new_id, **values), created=True)
 
 
@@ -141,6 +142,8 @@ async def add_replies(
         return []
     # Ids are handed out in row order, so the sorted ids pair with the rows.
     new_ids = sorted(await writer.execute(REPLY_INSERT, rows))
+    for _ in rows:
+        telemetry.message("bot")
     return [Message(id=new_id, **row) for new_id, row in zip(new_ids, rows, strict=True)]
 
 

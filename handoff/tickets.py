@@ -162,7 +162,7 @@ async def recent_handle_times(s: AsyncSession, team: str | None, limit: int = 50
     if team is not None:
         query = query.where(TicketSegment.team == team)
     rows = list((await s.execute(query)).scalars())
-    return [_seconds(r.started_at, r.ended_at) for r in reversed(rows) if r.ended_at is not None]
+    return [seconds_between(r.started_at, r.ended_at) for r in reversed(rows) if r.ended_at is not None]
 
 
 async def active_counts(s: AsyncSession) -> dict[int, int]:
@@ -183,7 +183,7 @@ async def _end_segment(s: AsyncSession, ticket_id: int, agent_id: int, how: str)
     )
 
 
-def _seconds(start: datetime, end: datetime) -> float:
+def seconds_between(start: datetime, end: datetime) -> float:
     # SQLite hands back naive datetimes (stored as UTC); make both aware before subtracting.
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)

@@ -212,3 +212,25 @@ async def test_in_the_human_phase_rasa_is_not_asked_to_read_every_message(relay:
     await relay.say("back to the bot")  # the hint was "agent": stored first, then the bot is asked
     assert relay.bot.sent[-1] == (SESSION, "back to the bot")
     assert [e.data["text"] for e in relay.sio.sent("bot_uttered")] == ["echo: back to the bot"]
+
+
+async def test_the_chat_moves_the_prometheus_counters(relay: Relay) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    turns, customers = (
+        value("warmline_bot_turns_total", outcome="ok"),
+        value("warmline_messages_total", sender="customer"),
+    )
+    await relay.say("hello")
+    assert value("warmline_bot_turns_total", outcome="ok") == turns + 1
+    assert value("warmline_messages_total", sender="customer") == customers + 1
+    queued = value("warmline_queue_events_total", event="queued", team="support")
+    ticket_id = await escalate(relay)
+    assert value("warmline_queue_events_total", event="queued", team="support") == queued + 1
+    await seat_agent(relay)
+    accepted = value("warmline_queue_events_total", event="accepted", team="support")
+    await relay.sio.call(A, "accept", "a1", {"ticket_id": ticket_id})
+    assert value("warmline_queue_events_total", event="accepted", team="support") == accepted + 1
