@@ -21,7 +21,7 @@ from sqlalchemy import update
 
 from common.db import create_engine, session_factory
 from handoff.auth import create_agent
-from handoff.models import Conversation, Ticket
+from handoff.models import ChatRating, Conversation, Ticket
 from knowledge.articles import KnowledgeBase
 from tests.agent_client import AgentClient, login
 from tests.browser import chromium, open_chat, relay_for_origins, serious_axe_violations, static_site
@@ -376,3 +376,28 @@ async def test_widget_falls_back_to_long_polling(stack: Stack, tmp_path: Path) -
             await send(page, "hello")
             await expect(page.locator("#warmline-widget .msg--bot .msg__text").last).to_contain_text("Brightwave")
             assert "POST" in polls and "GET" in polls  # up and down by polling
+
+
+async def test_widget_ends_a_bot_only_chat_and_rates_it_once(stack: Stack, test_output: Path, tmp_path: Path) -> None:
+    with static_site(tmp_path) as site, relay_for_origins(stack, [site]) as relay:
+        (tmp_path / "index.html").write_text(site_page(relay, "Rate the bot", {}))
+        async with chromium() as browser:
+            page = await browser.new_page()
+            await open_chat(page, site + "/index.html")
+            w = "#warmline-widget "
+            await send(page, "hello")
+            await expect(page.locator(w + ".msg--bot .msg__text").last).to_contain_text("Brightwave")
+            await page.locator(w + ".end").click()  # "End chat": a bot-only chat is asked for a rating (scope chat)
+            await expect(page.locator(w + ".rating")).to_contain_text("How would you rate this chat?")
+            await page.locator(w + ".rating button", has_text="4").click()
+            await expect(page.locator(w + ".rating")).to_have_text("Thanks for your feedback!")
+            await page.screenshot(path=str(test_output / "widget-chat-rated.png"))
+            session_id = await page.evaluate("localStorage.getItem('warmline.session_id')")
+            await page.locator(w + ".end").click()  # asked once per conversation: no second request
+            await page.wait_for_timeout(1000)
+            await expect(page.locator(w + ".rating")).to_have_count(1)
+    engine = create_engine(stack.settings.db_url)
+    async with session_factory(engine)() as s:
+        rating = await s.get(ChatRating, session_id)
+    await engine.dispose()
+    assert rating is not None and rating.score == 4 and rating.asked_because == "ended"

@@ -96,10 +96,12 @@ function mount(config) {
   const title = el("h2", null, config.title);
   const status = el("span", "status", t.offline);
   status.id = "status";
+  const end = el("button", "end", t.end); // ends a chat with the bot: a bot-only chat is then asked for a rating
+  end.type = "button";
   const close = el("button", "close", "×");
   close.type = "button";
   close.setAttribute("aria-label", t.close);
-  header.append(title, status, close);
+  header.append(title, status, end, close);
   const queueStatus = el("p", "queue-status");
   queueStatus.id = "queue-status";
   queueStatus.setAttribute("role", "status");
@@ -137,7 +139,7 @@ function mount(config) {
   root.append(panel, launcher);
   shadow.append(style, root);
   (document.body || document.documentElement).appendChild(host);
-  return { t, host, root, launcher, badge, panel, status, close, queueStatus, list, typingLine, errorBox, form, input, sendButton };
+  return { t, host, root, launcher, badge, panel, status, end, close, queueStatus, list, typingLine, errorBox, form, input, sendButton };
 }
 
 function start(config) {
@@ -336,7 +338,9 @@ function start(config) {
 
   function showRating(request) {
     const item = el("li", "msg msg--system rating");
-    item.appendChild(el("span", null, request.question));
+    // A ticket's rating names the ticket; a bot-only chat's (scope "chat", after end_chat or a quiet spell) does not.
+    const chat = request.scope === "chat";
+    item.appendChild(el("span", null, chat ? t.rateChat : request.question));
     const stars = el("div", "replies");
     const comment = el("input");
     comment.type = "text"; comment.maxLength = 2000; comment.placeholder = t.comment;
@@ -346,9 +350,9 @@ function start(config) {
       button.type = "button";
       button.setAttribute("aria-label", t.rate(score));
       button.addEventListener("click", function () {
-        socket.emit("rating", { ticket_id: request.ticket_id, score: score, comment: comment.value || null }, function (ack) {
-          if (ack && ack.ok) item.replaceChildren(document.createTextNode(t.thanks));
-        });
+        const done = function (ack) { if (ack && ack.ok) item.replaceChildren(document.createTextNode(t.thanks)); };
+        if (chat) socket.emit("chat_rating", { score: score, comment: comment.value || null }, done);
+        else socket.emit("rating", { ticket_id: request.ticket_id, score: score, comment: comment.value || null }, done);
       });
       stars.appendChild(button);
     });
@@ -448,6 +452,7 @@ function start(config) {
   // ------------------------------------------------------------------------------------------------ the page
   ui.launcher.addEventListener("click", function () { setOpen(!open, true); });
   ui.close.addEventListener("click", function () { setOpen(false, true); });
+  ui.end.addEventListener("click", function () { socket.emit("end_chat", {}); });
   ui.panel.addEventListener("keydown", function (event) { if (event.key === "Escape") setOpen(false, true); });
   document.addEventListener("visibilitychange", markRead);
   ui.form.addEventListener("submit", function (event) {

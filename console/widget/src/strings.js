@@ -11,6 +11,7 @@ const STRINGS = {
     comment: "Anything to add? (optional)", rate: (s) => "Rate " + s + " of 5", thanks: "Thanks for your feedback!",
     greeting: "Hi! Ask us anything.", refused: "Chat is not available on this page.",
     unreachable: "Can't reach the chat right now; retrying…", newMessage: (who) => "New message from " + who,
+    end: "End chat", rateChat: "How would you rate this chat?",
   },
   de: {
     open: "Chat öffnen", close: "Chat schließen", unread: (n) => n + " ungelesen", placeholder: "Ihre Frage…",
@@ -23,6 +24,7 @@ const STRINGS = {
     rate: (s) => "Mit " + s + " von 5 bewerten", thanks: "Danke für Ihre Bewertung!",
     greeting: "Hallo! Fragen Sie uns einfach.", refused: "Der Chat ist auf dieser Seite nicht verfügbar.",
     unreachable: "Der Chat ist gerade nicht erreichbar; neuer Versuch…", newMessage: (who) => "Neue Nachricht von " + who,
+    end: "Chat beenden", rateChat: "Wie bewerten Sie diesen Chat?",
   },
 };
 
