@@ -137,7 +137,8 @@ async def steady_retriever(actions_url: str, limit_s: float) -> tuple[str, float
 
 
 async def run(seconds: float, humans: int, chatters: int, steady_s: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as scratch, running_stack(Path(scratch)) as stack:
+    # The live bot's configuration: the action server fine-tunes the encoder on the KB (tests' stacks leave it off).
+    with tempfile.TemporaryDirectory() as scratch, running_stack(Path(scratch), fine_tune=True) as stack:
         mode, waited = await steady_retriever(actions_base_url(stack.settings.actions_url), steady_s)
         print(f"retriever {mode} after {waited:.0f} s", flush=True)
         engine = create_engine(stack.settings.db_url)
