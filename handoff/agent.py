@@ -71,8 +71,10 @@ class AgentSide:
         register(self.sio, self.out, handlers, self.gate)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        if not origins.allowed(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST"), self.allowed_origins):
-            raise refuse(OriginNotAllowed())
+        try:
+            origins.check_socket(environ, self.allowed_origins)
+        except OriginNotAllowed as exc:
+            raise refuse(exc) from None
         token = auth.get("token") if isinstance(auth, dict) else None
         agent: Agent | None = None
         if isinstance(token, str) and token:

@@ -121,7 +121,7 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         app.ctx.copilot = Copilot(sio, outbox, sessions, app.ctx.suggest_source, agent_gate)
         app.ctx.copilot.register()
         customer.copilot = agent.copilot = console.copilot = app.ctx.copilot
-        FeedbackSide(sio, outbox, sessions, settings).register()  # bot-only chat ratings (handoff/feedback.py)
+        FeedbackSide(sio, outbox, sessions, settings, sockets).register()  # bot-only chat ratings (handoff/feedback.py)
 
     app.register_listener(freeze_startup_objects, "after_server_start")
 

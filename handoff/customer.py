@@ -92,8 +92,10 @@ class CustomerSide:
 
     async def connect(self, sid: str, environ: dict[str, Any], _auth: Any = None) -> None:
         """A page of a site that is not allowed is refused before any event (the widget says why)."""
-        if not origins.allowed(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST"), self.policy.origins):
-            raise refuse(OriginNotAllowed())
+        try:
+            origins.check_socket(environ, self.policy.origins)
+        except OriginNotAllowed as exc:
+            raise refuse(exc) from None
         self.addresses[sid] = client_address(environ)
 
     async def disconnect(self, sid: str, _reason: Any = None) -> None:

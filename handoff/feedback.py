@@ -27,10 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import utcnow
 from common.db import reading
-from common.errors import InvalidRating, NoSession, RelayError
+from common.errors import InvalidRating, RelayError
 from common.settings import Settings
 from handoff import events
 from handoff.conversation import chat_room, conversation_of_room
+from handoff.customer import SocketSessions
 from handoff.guard import parse, register
 from handoff.models import ChatRating, Conversation, Message, Ticket
 from handoff.outbox import Outbox
@@ -117,9 +118,11 @@ class FeedbackSide:
         outbox: Outbox,
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
+        sockets: SocketSessions,
     ) -> None:
         self.sio = sio
         self.out = outbox
+        self.sockets = sockets  # the customer socket's chat, as the customer side remembers it
         self.sessions = sessions
         self.idle_s = settings.chat_rating_idle_s
         self._sweeper: asyncio.Task[None] | None = None
@@ -129,16 +132,9 @@ class FeedbackSide:
         if self.idle_s > 0:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="chat-rating-idle")
 
-    async def _session_id(self, sid: str) -> str:
-        socket_session = await self.sio.get_session(sid, namespace=NS)
-        session_id = socket_session.get("session_id") if socket_session else None
-        if session_id is None:
-            raise NoSession()
-        return str(session_id)
-
     async def end_chat(self, sid: str, data: Any) -> dict[str, Any]:
         parse(events.Empty, data)
-        session_id = await self._session_id(sid)
+        session_id, _ = await self.sockets.chat_of(sid)
         async with self.sessions() as s, s.begin():
             asked = await ask(s, session_id, "ended")
         if asked:
@@ -148,7 +144,7 @@ class FeedbackSide:
 
     async def chat_rating(self, sid: str, data: Any) -> dict[str, Any]:
         rating = parse(events.ChatRatingIn, data)
-        session_id = await self._session_id(sid)
+        session_id, _ = await self.sockets.chat_of(sid)
         async with self.sessions() as s, s.begin():
             await rate_chat(s, session_id, rating.score, rating.comment)
         return {"ok": True}

@@ -20,6 +20,15 @@ def parse_origins(setting: str | list[str]) -> frozenset[str]:
     return frozenset(item.strip().rstrip("/").lower() for item in items if item.strip())
 
 
+def check_socket(environ: dict[str, object], allowed_origins: frozenset[str]) -> None:
+    """A socket's handshake (both namespaces): refused unless its page's origin is allowed."""
+    origin, host = environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")
+    if not allowed(
+        origin if isinstance(origin, str) else None, host if isinstance(host, str) else None, allowed_origins
+    ):
+        raise OriginNotAllowed()
+
+
 def allowed(origin: str | None, host: str | None, allowed_origins: frozenset[str]) -> bool:
     """``host`` is the request's Host header: a page served by the relay itself is same-origin."""
     if origin is None:
