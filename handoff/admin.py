@@ -26,6 +26,15 @@ from handoff.rest import logged_in
 
 admin = Blueprint("admin", url_prefix="/api/admin")
 
+
+@admin.on_response
+async def forget_cached_context(request: Request, reply: HTTPResponse) -> None:
+    """Agents, teams and canned responses are cached for the copilot's suggestions (handoff/copilot.py): a change
+    made here shows in them at once."""
+    if request.method != "GET" and reply.status < 400:
+        request.app.ctx.copilot.forget_context()
+
+
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
+from common.db import HotPathWriter, reading
 from common.errors import BadToken, NotYourTicket, TicketUnavailable
 from handoff import access, events, origins, queues, store, teams, telemetry, tickets
 from handoff.auth import TOKEN_IDLE, slide_later, token_state
@@ -43,6 +45,7 @@ class AgentSide:
         sio: socketio.AsyncServer,
         outbox: Outbox,
         sessions: async_sessionmaker[AsyncSession],
+        writer: HotPathWriter,
         bot: Bot,
         dispatcher: queues.Dispatcher,
         allowed_origins: frozenset[str],
@@ -55,6 +58,7 @@ class AgentSide:
         self.sio = sio
         self.out = outbox
         self.sessions = sessions
+        self.writer = writer
         self.bot = bot
         self.dispatcher = dispatcher
 
@@ -141,7 +145,7 @@ class AgentSide:
     async def sync(self, sid: str, _data: Any) -> dict[str, Any]:
         """The queue of this agent's teams and their open chats (with transcripts): what a (re)connecting console needs."""
         agent_id, name = await self._me(sid)
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             agent = await s.get(Agent, agent_id)
             working = await self._queues_of(s, agent) if agent else set()
             default = (await teams.default_team(s)).name
@@ -213,14 +217,19 @@ class AgentSide:
     async def agent_message(self, sid: str, data: Any) -> dict[str, Any]:
         says = parse(events.AgentSays, data)
         agent_id, name = await self._me(sid)
-        async with self.sessions() as s, s.begin():
-            ticket = await s.get(Ticket, says.ticket_id)
+
+        def store_it(s: Session) -> tuple[Ticket, store.StoredMessage]:
+            # Every human-phase message passes here: the hot-path writer (no thread hops on SQLite, nothing held
+            # across awaits), and the seat check and the insert are each fine on their own.
+            ticket = s.get(Ticket, says.ticket_id)
             if ticket is None or ticket.agent_id != agent_id or ticket.status != "assigned":
                 raise NotYourTicket()
-            stored = await s.run_sync(
-                store.add_message, ticket.conversation_id, "agent", says.text, client_id=says.client_id,
-                data={"agent_name": name},
-            )  # fmt: skip
+            said = store.add_message(
+                s, ticket.conversation_id, "agent", says.text, client_id=says.client_id, data={"agent_name": name}
+            )
+            return ticket, said
+
+        ticket, stored = await self.writer.write(store_it)
         ack = {
             "ok": True,
             "message_id": stored.message.id,

@@ -111,14 +111,14 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         )
         customer.register()
         idle = timedelta(hours=settings.token_idle_hours)
-        agent = AgentSide(sio, outbox, sessions, bot, dispatcher, policy.origins, agent_gate, idle)
+        agent = AgentSide(sio, outbox, sessions, app.ctx.writer, bot, dispatcher, policy.origins, agent_gate, idle)
         agent.register()
         console = ConsoleSide(sio, outbox, sessions, settings, dispatcher, agent_gate)
         console.register()
         # The agent's copilot (handoff/copilot.py): suggestions from the action server's live retriever.
         app.ctx.suggest_source = HttpSuggestSource(actions_base_url(settings.actions_url))
         await app.ctx.suggest_source.start()
-        app.ctx.copilot = Copilot(sio, outbox, sessions, app.ctx.suggest_source, agent_gate)
+        app.ctx.copilot = Copilot(sio, outbox, sessions, app.ctx.writer, app.ctx.suggest_source, agent_gate)
         app.ctx.copilot.register()
         customer.copilot = agent.copilot = console.copilot = app.ctx.copilot
         FeedbackSide(sio, outbox, sessions, settings, sockets).register()  # bot-only chat ratings (handoff/feedback.py)

@@ -137,7 +137,7 @@ class ConsoleSide:
         """Canned responses whose shortcut or title matches, rendered for the chat (variables filled in)."""
         req: events.CannedQuery = parse(events.CannedQuery, data)
         agent_id, name = await self._me(sid)
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             working = await teams.working_teams(s, agent_id)
             rows = (
                 await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
@@ -189,7 +189,7 @@ class ConsoleSide:
 
     async def directory(self, sid: str, _data: Any) -> dict[str, Any]:
         await self._me(sid)
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             loads = {a.agent_id: a for a in await teams.loads(s)}
             default = (await teams.default_team(s)).name
             agents = list((await s.execute(select(Agent).order_by(Agent.name))).scalars())

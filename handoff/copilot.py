@@ -24,11 +24,14 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 import socketio
+from cachetools import TTLCache
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from common.clock import utcnow
+from common.db import HotPathWriter, reading
 from common.errors import InvalidPayload, NotYourTicket
 from handoff import canned, events, teams
 from handoff.conversation import agent_room
@@ -62,6 +65,10 @@ FLOOR = 0.15  # below this calibrated confidence an article is noise to a person
 MEDIUM = 0.4  # "medium" from here up to the bot's own answer threshold ("high": the bot would have answered)
 RUNNER_UP_RATIO = 0.5  # next to a high top article, a runner-up under half its score only distracts
 MAX_ARTICLES = 3
+# How long a relay process reuses the canned responses and an agent's name and teams for suggestions: an edit made
+# through another process shows in suggestions within this time (this process's own edits at once).
+CONTEXT_TTL_S = 10.0
+ALL_CANNED = "all"
 MAX_CANNED = 2
 CANNED_MIN_OVERLAP = 2.0  # shared words (title ones count double): one common word is chance
 EXCERPT_CHARS = 160
@@ -356,6 +363,7 @@ class Copilot:
         sio: socketio.AsyncServer,
         outbox: Outbox,
         sessions: async_sessionmaker[AsyncSession],
+        writer: HotPathWriter,
         source: SuggestSource,
         gate: Gate | None = None,
     ) -> None:
@@ -363,8 +371,11 @@ class Copilot:
         self.sio = sio
         self.out = outbox
         self.sessions = sessions
+        self.writer = writer
         self.source = source
         self._tasks: set[asyncio.Task[None]] = set()
+        self._agents: TTLCache[int, tuple[str, frozenset[str]]] = TTLCache(maxsize=10_000, ttl=CONTEXT_TTL_S)
+        self._canned: TTLCache[str, list[canned.Canned]] = TTLCache(maxsize=1, ttl=CONTEXT_TTL_S)
 
     def register(self) -> None:
         handlers: list[tuple[events.Event[Any], Handler]] = [
@@ -418,7 +429,7 @@ class Copilot:
 
     async def for_handoff(self, ticket_id: int, agent_id: int) -> events.SuggestionsOut | None:
         """The suggestions for the customer's last unanswered question, for the agent who takes the chat now."""
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             ticket = await s.get(Ticket, ticket_id)
             if ticket is None:
                 return None
@@ -459,39 +470,63 @@ class Copilot:
     async def _context(
         self, ticket_id: int, agent_id: int
     ) -> tuple[dict[str, dict[str, object]], list[canned.Canned], set[str]] | None:
-        """What rendering needs (agent, ticket, customer), the canned responses and the agent's teams."""
-        async with self.sessions() as s:
-            ticket = await s.get(Ticket, ticket_id)
-            if ticket is None:
+        """What rendering needs (agent, ticket, customer), the canned responses and the agent's teams: the chat in
+        one read; the canned responses and the agent (name, teams) from a short-lived cache, as they change rarely
+        and every human-phase message needs them (issue 15: they were most of the relay's CPU per message)."""
+        async with reading(self.sessions) as s:
+            row = (
+                await s.execute(
+                    select(Ticket.id, Ticket.team, Conversation.customer)
+                    .join(Conversation, Conversation.id == Ticket.conversation_id)
+                    .where(Ticket.id == ticket_id)
+                )
+            ).first()
+            if row is None:
                 return None
-            chat = await s.get(Conversation, ticket.conversation_id)
-            agent = await s.get(Agent, agent_id)
-            working = await teams.working_teams(s, agent_id)
-            rows = (
-                await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
-            ).all()
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                name = await s.scalar(select(Agent.name).where(Agent.id == agent_id))
+                agent = self._agents[agent_id] = (name or "", frozenset(await teams.working_teams(s, agent_id)))
+            responses = self._canned.get(ALL_CANNED)
+            if responses is None:
+                rows = await s.execute(
+                    select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id)
+                )
+                responses = [canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows.all()]
+                self._canned[ALL_CANNED] = responses
         render_context: dict[str, dict[str, object]] = {
-            "agent": {"name": agent.name if agent else ""},
-            "ticket": {"id": ticket.id, "team": ticket.team},
-            "customer": dict(chat.customer or {}) if chat else {},
+            "agent": {"name": agent[0]},
+            "ticket": {"id": row.id, "team": row.team},
+            "customer": dict(row.customer or {}),
         }
-        return render_context, [canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows], working
+        return render_context, list(responses), set(agent[1])
+
+    def forget_context(self) -> None:
+        """An administrator changed canned responses, an agent or teams in this process: read them afresh now
+        (other relay processes see the change within CONTEXT_TTL_S)."""
+        self._agents.clear()
+        self._canned.clear()
 
     async def _store(self, out: events.SuggestionsOut, agent_id: int) -> None:
-        """The set as shown (re-sent after a reload) and one row per item ("shown", per article and agent)."""
-        async with self.sessions() as s, s.begin():
+        """The set as shown (re-sent after a reload) and one row per item ("shown", per article and agent). One set
+        per human-phase message: through the hot-path writer, so it never holds the write queue across awaits."""
+
+        def store_it(s: Session) -> None:
             s.add(
                 CopilotSuggestion(
                     id=out.suggestion_id, ticket_id=out.ticket_id, message_id=out.message_id, agent_id=agent_id,
                     context=out.context, kb_version=out.kb_version, payload=out.model_dump(mode="json"),
                 )
             )  # fmt: skip
-            await s.flush()
+            s.flush()  # the set before its items (their foreign key)
             for rank, a in enumerate(out.articles):
                 s.add(CopilotItem(suggestion_id=out.suggestion_id, kind="article", ref=a.article_id, rank=rank,
                                   confidence=a.confidence))  # fmt: skip
             for rank, c in enumerate(out.canned):
                 s.add(CopilotItem(suggestion_id=out.suggestion_id, kind="canned", ref=str(c.canned_id), rank=rank))
+            s.flush()
+
+        await self.writer.write(store_it)
 
     # --- the agent's events ----------------------------------------------------------------------------------
 
@@ -552,7 +587,7 @@ class Copilot:
         """Every set shown in this chat, oldest first: after a reload each stays on its message."""
         ref = parse(events.TicketRef, data)
         agent_id, _ = await self._me(sid)
-        async with self.sessions() as s:
+        async with reading(self.sessions) as s:
             await self._mine(s, ref.ticket_id, agent_id)
             rows = (
                 await s.execute(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from common.db import HotPathWriter, reading
 from common.errors import BotUnavailable, InvalidPayload, InvalidRating, MessageTooLong, NoSession, WrongSession
@@ -24,7 +25,7 @@ from handoff.bot_replies import bot_uttered, handoff_card_of, history_message, s
 from handoff.conversation import Route, chat_room
 from handoff.guard import Handler, Registrar, parse, refuse, register
 from handoff.handback import resume_bot
-from handoff.models import Conversation, Message
+from handoff.models import Conversation, Message, Ticket
 from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
 from handoff.overlap import Reading, let_emits_leave, while_storing
@@ -159,18 +160,24 @@ class CustomerSide:
         record = identity.merge(known, customer)
         for_bot = self.policy.for_bot(uttered.message)
 
-        def store_it() -> Awaitable[tuple[store.StoredMessage, str, bool]]:
-            return self.writer.write(
-                lambda s: store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
-            )
+        def store_it() -> Awaitable[tuple[store.StoredMessage, str, bool, Ticket | None]]:
+            def work(s: Session) -> tuple[store.StoredMessage, str, bool, Ticket | None]:
+                stored, phase, paused = store.add_customer_message(
+                    s, session_id, uttered.message, uttered.client_id, customer
+                )
+                # Away from the bot, the agent's ticket is read in the same unit of work: no second round trip.
+                ticket = tickets.open_ticket_in(s, session_id) if phase != conversation.Phase.BOT else None
+                return stored, phase, paused, ticket
+
+            return self.writer.write(work)
 
         bot_reading: Reading[tuple[BotTurn | None, BotUnavailable | None]] | None = None
         if self.last_phase.get(sid, conversation.Phase.BOT) == conversation.Phase.BOT:
-            (stored, phase, paused), bot_reading = await while_storing(
+            (stored, phase, paused, ticket), bot_reading = await while_storing(
                 self._ask_bot(session_id, for_bot, record), store_it
             )
         else:  # with a person last time: most likely still, so Rasa is not asked for a reading nobody would use
-            stored, phase, paused = await store_it()
+            stored, phase, paused, ticket = await store_it()
         self.last_phase[sid] = phase
         ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
         route = conversation.route_customer_message(phase, stored.created)
@@ -179,7 +186,7 @@ class CustomerSide:
         if route is Route.DUPLICATE:
             return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
         if route is Route.AGENT:
-            await self._to_agent(session_id, stored.message)
+            await self._to_agent(session_id, stored.message, ticket)
             return ack.model_dump(exclude_none=True)
         turn, failure = await (bot_reading.result() if bot_reading else self._ask_bot(session_id, for_bot, record))
         if failure is None and conversation.must_resume_before_answering(phase, paused):
@@ -208,10 +215,8 @@ class CustomerSide:
         except BotUnavailable as exc:
             return None, exc
 
-    async def _to_agent(self, session_id: str, message: Message) -> None:
+    async def _to_agent(self, session_id: str, message: Message, ticket: Ticket | None) -> None:
         """Human phase: pass the stored message to the seated agent, if one is seated yet."""
-        async with reading(self.sessions) as s:
-            ticket = await tickets.open_ticket_of(s, session_id)
         if ticket is None:
             return
         room = chat_room(session_id)

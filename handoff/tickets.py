@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from common.clock import utcnow
 from handoff.conversation import IllegalMove, Move, sources, target
@@ -45,9 +46,17 @@ async def open_ticket(
     return ticket, True
 
 
+def _open_ticket(conversation_id: str) -> Select[tuple[Ticket]]:
+    return select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status.in_(OPEN))
+
+
 async def open_ticket_of(s: AsyncSession, conversation_id: str) -> Ticket | None:
-    result = await s.execute(select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status.in_(OPEN)))
-    return result.scalar_one_or_none()
+    return (await s.execute(_open_ticket(conversation_id))).scalar_one_or_none()
+
+
+def open_ticket_in(s: Session, conversation_id: str) -> Ticket | None:
+    """``open_ticket_of`` inside a sync unit of work (the hot-path writer's, handoff.store)."""
+    return s.execute(_open_ticket(conversation_id)).scalar_one_or_none()
 
 
 async def queue_position(s: AsyncSession, ticket: Ticket) -> int:

@@ -62,7 +62,7 @@ async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
         Settings(**{name: "1000 per second" for name in Settings.model_fields if name.startswith("rate_")})
     )
     CustomerSide(sio, outbox, sessions, writer, bot, dispatcher, 4000, SocketSessions(sio), POLICY, limiter).register()
-    AgentSide(sio, outbox, sessions, bot, dispatcher, POLICY.origins).register()
+    AgentSide(sio, outbox, sessions, writer, bot, dispatcher, POLICY.origins).register()
     ConsoleSide(sio, outbox, sessions, Settings(), dispatcher).register()
     relay = Relay(sio, bot, sessions, dispatcher)
     await sio.call(C, "session_request", "c1", {"session_id": SESSION, "customData": {"name": "Ana"}})
