@@ -218,10 +218,10 @@ class AgentSide:
         says = parse(events.AgentSays, data)
         agent_id, name = await self._me(sid)
 
-        def store_it(s: Session) -> tuple[Ticket, store.StoredMessage]:
+        def store_it(s: Session) -> tuple[tickets.TicketRef, store.StoredMessage]:
             # Every human-phase message passes here: the hot-path writer (no thread hops on SQLite, nothing held
             # across awaits), and the seat check and the insert are each fine on their own.
-            ticket = s.get(Ticket, says.ticket_id)
+            ticket = tickets.ticket_in(s, says.ticket_id)
             if ticket is None or ticket.agent_id != agent_id or ticket.status != "assigned":
                 raise NotYourTicket()
             said = store.add_message(

@@ -26,7 +26,7 @@ import aiohttp
 import socketio
 from cachetools import TTLCache
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import String, case, cast, func, select
+from sqlalchemy import String, case, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,7 @@ from handoff.models import (
     Ticket,
 )
 from handoff.outbox import Outbox
+from handoff.tickets import TicketRef
 from knowledge import store as kb_store
 from knowledge.articles import SLUG_RE
 from knowledge.models import KBArticle, UnansweredQuestion
@@ -403,7 +404,7 @@ class Copilot:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def after_customer_message(self, ticket: Ticket, message: Message) -> None:
+    def after_customer_message(self, ticket: TicketRef, message: Message) -> None:
         """Called once the customer's message has gone to the agent: suggestions follow, on their own task."""
         if ticket.status != "assigned" or ticket.agent_id is None or not worth_suggesting(message.text):
             return
@@ -511,20 +512,24 @@ class Copilot:
         """The set as shown (re-sent after a reload) and one row per item ("shown", per article and agent). One set
         per human-phase message: through the hot-path writer, so it never holds the write queue across awaits."""
 
+        shown = {
+            "id": out.suggestion_id, "ticket_id": out.ticket_id, "message_id": out.message_id, "agent_id": agent_id,
+            "context": out.context, "kb_version": out.kb_version, "payload": out.model_dump(mode="json"),
+        }  # fmt: skip
+        items = [
+            {"suggestion_id": out.suggestion_id, "kind": "article", "ref": a.article_id, "rank": rank,
+             "confidence": a.confidence}
+            for rank, a in enumerate(out.articles)
+        ] + [
+            {"suggestion_id": out.suggestion_id, "kind": "canned", "ref": str(c.canned_id), "rank": rank,
+             "confidence": None}
+            for rank, c in enumerate(out.canned)
+        ]  # fmt: skip
+
         def store_it(s: Session) -> None:
-            s.add(
-                CopilotSuggestion(
-                    id=out.suggestion_id, ticket_id=out.ticket_id, message_id=out.message_id, agent_id=agent_id,
-                    context=out.context, kb_version=out.kb_version, payload=out.model_dump(mode="json"),
-                )
-            )  # fmt: skip
-            s.flush()  # the set before its items (their foreign key)
-            for rank, a in enumerate(out.articles):
-                s.add(CopilotItem(suggestion_id=out.suggestion_id, kind="article", ref=a.article_id, rank=rank,
-                                  confidence=a.confidence))  # fmt: skip
-            for rank, c in enumerate(out.canned):
-                s.add(CopilotItem(suggestion_id=out.suggestion_id, kind="canned", ref=str(c.canned_id), rank=rank))
-            s.flush()
+            s.execute(insert(CopilotSuggestion), shown)  # the set before its items (their foreign key)
+            if items:
+                s.execute(insert(CopilotItem), items)
 
         await self.writer.write(store_it)
 

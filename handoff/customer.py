@@ -25,7 +25,7 @@ from handoff.bot_replies import bot_uttered, handoff_card_of, history_message, s
 from handoff.conversation import Route, chat_room
 from handoff.guard import Handler, Registrar, parse, refuse, register
 from handoff.handback import resume_bot
-from handoff.models import Conversation, Message, Ticket
+from handoff.models import Conversation, Message
 from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
 from handoff.overlap import Reading, let_emits_leave, while_storing
@@ -160,8 +160,8 @@ class CustomerSide:
         record = identity.merge(known, customer)
         for_bot = self.policy.for_bot(uttered.message)
 
-        def store_it() -> Awaitable[tuple[store.StoredMessage, str, bool, Ticket | None]]:
-            def work(s: Session) -> tuple[store.StoredMessage, str, bool, Ticket | None]:
+        def store_it() -> Awaitable[tuple[store.StoredMessage, str, bool, tickets.TicketRef | None]]:
+            def work(s: Session) -> tuple[store.StoredMessage, str, bool, tickets.TicketRef | None]:
                 stored, phase, paused = store.add_customer_message(
                     s, session_id, uttered.message, uttered.client_id, customer
                 )
@@ -215,7 +215,7 @@ class CustomerSide:
         except BotUnavailable as exc:
             return None, exc
 
-    async def _to_agent(self, session_id: str, message: Message, ticket: Ticket | None) -> None:
+    async def _to_agent(self, session_id: str, message: Message, ticket: tickets.TicketRef | None) -> None:
         """Human phase: pass the stored message to the seated agent, if one is seated yet."""
         if ticket is None:
             return

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -54,9 +54,30 @@ async def open_ticket_of(s: AsyncSession, conversation_id: str) -> Ticket | None
     return (await s.execute(_open_ticket(conversation_id))).scalar_one_or_none()
 
 
-def open_ticket_in(s: Session, conversation_id: str) -> Ticket | None:
-    """``open_ticket_of`` inside a sync unit of work (the hot-path writer's, handoff.store)."""
-    return s.execute(_open_ticket(conversation_id)).scalar_one_or_none()
+class TicketRef(NamedTuple):
+    """What the hot path needs of a ticket, read as one row (no ORM object: every human-phase message reads it)."""
+
+    id: int
+    conversation_id: str
+    status: str
+    agent_id: int | None
+    team: str | None
+
+
+_TICKET_REF = select(Ticket.id, Ticket.conversation_id, Ticket.status, Ticket.agent_id, Ticket.team)
+_OPEN_TICKET_REF = _TICKET_REF.where(Ticket.conversation_id == bindparam("cid"), Ticket.status.in_(OPEN))
+_TICKET_REF_BY_ID = _TICKET_REF.where(Ticket.id == bindparam("tid"))
+
+
+def open_ticket_in(s: Session, conversation_id: str) -> TicketRef | None:
+    """The conversation's open ticket inside a sync unit of work (the hot-path writer's)."""
+    row = s.execute(_OPEN_TICKET_REF, {"cid": conversation_id}).one_or_none()
+    return TicketRef(*row) if row is not None else None
+
+
+def ticket_in(s: Session, ticket_id: int) -> TicketRef | None:
+    row = s.execute(_TICKET_REF_BY_ID, {"tid": ticket_id}).one_or_none()
+    return TicketRef(*row) if row is not None else None
 
 
 async def queue_position(s: AsyncSession, ticket: Ticket) -> int:
