@@ -163,6 +163,7 @@ class KBService:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TUNE_NICENESS)
         embedder = fine_tune(live.kb, should_stop=lambda: self._stopping or self._latest_revision != live.version)
         retriever = Retriever.build(live.kb, embedder=embedder)
+        retriever.rank("hello")  # traces the tuned encoder (knowledge/embeddings.py) before a customer needs it
         return replace(live, retriever=retriever, tuned=True), embedder.train_seconds, embedder.steps
 
     async def _poll(self) -> None:
@@ -177,7 +178,9 @@ class KBService:
 
     @staticmethod
     def _build(kb: KnowledgeBase, version: str) -> LiveKB:
-        return LiveKB(kb=kb, retriever=Retriever.build(kb), version=version)
+        retriever = Retriever.build(kb)
+        retriever.rank("hello")  # the first ranking traces the encoder (once per process): not a customer's wait
+        return LiveKB(kb=kb, retriever=retriever, version=version)
 
 
 # One live KB per action-server process, shared by every action; ``warmline actions`` starts and stops it.

