@@ -30,7 +30,6 @@ from typing import Literal
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 from knowledge.articles import KnowledgeBase
@@ -141,7 +140,7 @@ class _Linear:
         self.n_classes = n_classes
 
     @classmethod
-    def fit(cls, model: LogisticRegression | LinearSVC | None, x: object, y: np.ndarray, n_classes: int) -> _Linear:
+    def fit(cls, model: LinearSVC | None, x: object, y: np.ndarray, n_classes: int) -> _Linear:
         if model is None or n_classes < 2:
             return cls(None, None, n_classes)
         model.fit(x, y)
@@ -153,6 +152,50 @@ class _Linear:
         # no per-call dtype conversion or copy of the whole matrix.
         weights = np.ascontiguousarray(coef[order].T, dtype=np.float32)
         return cls(weights, intercept[order].astype(np.float32), n_classes)
+
+    @classmethod
+    def fit_softmax(cls, x: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> _Linear:
+        """Multinomial logistic regression with an L2 penalty (the objective of scikit-learn's
+        ``LogisticRegression(C=c)``: mean log loss + ||W||^2 / (2 c n), intercepts unpenalised), by L-BFGS.
+
+        The same minimum as scikit-learn's lbfgs (logits within 6e-4 of it on CLINC150, same argmax on every
+        validation message), in float32 with one BLAS thread: 3.8 s instead of 15-25 s for 15,100 x 384 with 151
+        classes on this 2-core machine, where scikit-learn's float64 path with two BLAS threads spent most of its
+        time contending with the SVM and the encoder.
+        """
+        if n_classes < 2:
+            return cls(None, None, n_classes)
+        from scipy.optimize import minimize
+        from threadpoolctl import threadpool_limits
+
+        n, d = x.shape
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        onehot = np.zeros((n, n_classes), dtype=np.float32)
+        onehot[np.arange(n), y] = 1.0
+
+        def loss_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
+            weights = w[: d * n_classes].reshape(d, n_classes).astype(np.float32)
+            z = x32 @ weights + w[d * n_classes :].astype(np.float32)
+            z -= z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            total = e.sum(axis=1, keepdims=True)
+            log_p = z - np.log(total)
+            penalty = float(np.square(weights, dtype=np.float64).sum()) / (2.0 * c * n)
+            loss = -float((log_p * onehot).sum(dtype=np.float64)) / n + penalty
+            g = (e / total - onehot) / n
+            grad_w = x32.T @ g + weights / (c * n)
+            return loss, np.concatenate([grad_w.ravel(), g.sum(axis=0)]).astype(np.float64)
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = minimize(
+                loss_and_grad,
+                np.zeros(d * n_classes + n_classes),
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": 1000, "gtol": 1e-4, "ftol": 64 * np.finfo(float).eps},
+            )
+        weights = np.ascontiguousarray(result.x[: d * n_classes].reshape(d, n_classes), dtype=np.float32)
+        return cls(weights, result.x[d * n_classes :].astype(np.float32), n_classes)
 
     def scores(self, x: np.ndarray | sparse.spmatrix) -> np.ndarray:
         n = x.shape[0]
@@ -255,7 +298,7 @@ class Retriever:
             emb_lr: _Linear | None = None
             if embedder is not None:
                 vectors = encode_texts(embedder, all_texts, cache=True)
-                emb_lr = _Linear.fit(LogisticRegression(C=EMB_LR_C, max_iter=1000), vectors, y, n_classes)
+                emb_lr = _Linear.fit_softmax(vectors, y, n_classes, EMB_LR_C)
                 examples: np.ndarray | sparse.csr_matrix = vectors[:n_in]
             else:
                 examples = _normalize_sparse_rows(tfidf[:n_in])

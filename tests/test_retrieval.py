@@ -272,3 +272,27 @@ def test_rebuild_after_edit_only_encodes_changed_questions(tmp_path: Path) -> No
     fresh = CountingSentenceEmbedder(cache_dir=tmp_path)
     Retriever.build(kb2, OOS_TRAIN, embedder=fresh)
     assert fresh.encoded_count == 0
+
+
+# -- the embedding logistic regression --------------------------------------------------------------------------
+
+
+def test_softmax_regression_reaches_scikit_learns_minimum() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from knowledge.retrieval import _Linear
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 16))
+    y = rng.integers(0, 5, size=300)
+    x = centres[y] + rng.normal(scale=1.5, size=(300, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    mine = _Linear.fit_softmax(x, y, 5, c=10.0)
+    reference = LogisticRegression(C=10.0, max_iter=5000, tol=1e-8).fit(x, y)
+    expected = x @ reference.coef_.T + reference.intercept_
+    got = mine.scores(x.astype(np.float32))
+    assert got.shape == (300, 5)
+    np.testing.assert_allclose(got, expected, atol=0.05)  # same objective, same (unique) minimum
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).mean() == 1.0
+    # Probabilities agree too, and the shift-invariant logits keep scikit-learn's zero-sum convention.
+    np.testing.assert_allclose(got.sum(axis=1), expected.sum(axis=1), atol=0.05)
