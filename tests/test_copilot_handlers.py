@@ -5,6 +5,7 @@ after the message; with accept and transfer; inserts and what was sent; reloads;
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from actions.kb_service import KBService
-from actions.suggest import SuggestRequest, suggest
+from actions.suggest import RankBatcher, SuggestRequest, suggest
 from common.db import HotPathWriter, create_engine, session_factory
 from common.settings import Settings
 from handoff import copilot, events, queues, tickets
@@ -28,6 +29,7 @@ from handoff.outbox import Outbox
 from handoff.ratelimit import Limiter
 from knowledge import store
 from knowledge.models import UnansweredQuestion
+from knowledge.retrieval import Scored
 from tests.fakes import RecordingSio, ScriptedBot
 from warmline.migrate import upgrade
 
@@ -42,11 +44,12 @@ class LiveKBSource:
 
     def __init__(self, service: KBService) -> None:
         self.service = service
+        self.batcher = RankBatcher(service)
         self.asked: list[str] = []
 
     async def rank(self, text: str, k: int) -> Ranking | None:
         self.asked.append(text)
-        answer = await suggest(self.service, SuggestRequest(text=text, k=k))
+        answer = await suggest(self.batcher, SuggestRequest(text=text, k=k))
         return copilot.ranking_from_wire(answer.model_dump())
 
 
@@ -308,3 +311,28 @@ async def test_a_publish_reaches_the_suggestions_at_once(relay: Relay) -> None:
     assert shown["articles"][0]["article_id"] == "gift-cards"
     async with relay.sessions() as s:  # type: ignore[operator]
         assert (await s.get(Message, shown["message_id"])) is not None
+
+
+async def test_suggestions_asked_at_once_are_ranked_together_and_each_gets_its_own(relay: Relay) -> None:
+    """Many customers' messages at once (the human phase at peak): one encoder pass for those that waited, and each
+    request gets exactly what it would have got alone."""
+    texts = ["where can I download my bill as a pdf", "I forgot my password and cannot log in"] * 6
+    alone = [await relay.source.batcher.rank(text, 3) for text in texts[:2]]
+    passes: list[int] = []
+    live = await relay.service.current()
+    rank_many = live.retriever.rank_many
+
+    def counting(batch: list[str], k: int) -> list[list[Scored]]:
+        passes.append(len(batch))
+        return rank_many(batch, k)
+
+    object.__setattr__(live.retriever, "rank_many", counting)
+    try:
+        together = await asyncio.gather(*(relay.source.batcher.rank(text, 2) for text in texts))
+    finally:
+        object.__delattr__(live.retriever, "rank_many")
+    assert sum(passes) == len(texts) and len(passes) <= 2  # the first alone (the encoder was idle), then the rest
+    for text, (_, found) in zip(texts, together, strict=True):
+        expected = alone[texts.index(text)][1][:2]
+        assert [s.article_id for s in found] == [s.article_id for s in expected]
+        assert [round(s.score, 4) for s in found] == [round(s.score, 4) for s in expected]
