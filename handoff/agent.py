@@ -240,9 +240,6 @@ class AgentSide:
             room = chat_room(ticket.conversation_id)
             for event in bot_uttered(stored.message):
                 await self.out.emit(events.BOT_UTTERED, event, to=room)
-            # Sending a message also means "stopped typing", without a second event from the console.
-            stop = events.TypingOut(ticket_id=ticket.id, sender="agent", name=name, typing=False)
-            await self.out.emit(events.TYPING_TO_CUSTOMER, stop, to=room)
             chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
             await self.out.emit(events.CHAT_MESSAGE, chat, to=room)
         return ack

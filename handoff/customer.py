@@ -223,8 +223,6 @@ class CustomerSide:
         await self.out.emit(
             events.CHAT_MESSAGE, events.ChatMessage(ticket_id=ticket.id, message=history_message(message)), to=room
         )
-        stop = events.TypingOut(ticket_id=ticket.id, sender="customer", typing=False)
-        await self.out.emit(events.TYPING_TO_AGENT, stop, to=room)
         if self.copilot is not None:  # only now, after the message has left: suggestions never delay it
             self.copilot.after_customer_message(ticket, message)
 

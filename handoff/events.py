@@ -348,7 +348,9 @@ class ChatRatingIn(Incoming):
 END_CHAT = _event("end_chat", Empty, _C, _IN, "The customer ends a chat (a bot-only chat is then asked for a rating).")
 CHAT_RATING = _event("chat_rating", ChatRatingIn, _C, _IN, "The customer's 1-5 rating of a bot-only chat.")
 CUSTOMER_TYPING = _event("typing", TypingIn, _C, _IN, "The customer is (or stopped) typing.")
-TYPING_TO_CUSTOMER = _event("typing", TypingOut, _C, _OUT, "The agent is (or stopped) typing.")
+TYPING_TO_CUSTOMER = _event(
+    "typing", TypingOut, _C, _OUT, "The agent is (or stopped) typing; their message also ends it (no event then)."
+)
 CUSTOMER_READ = _event("read", ReadIn, _C, _IN, "The customer has seen the chat up to `message_id`.")
 READ_TO_CUSTOMER = _event("read", ReadOut, _C, _OUT, "The agent has seen the chat up to `message_id`.")
 
@@ -529,7 +531,9 @@ CHAT_MESSAGE = _event("chat_message", ChatMessage, _A, _OUT, "A new message in o
 TICKET_TRANSFERRED = _event("ticket_transferred", TransferOut, _A, _OUT, "A chat moved on; the sender leaves it.")
 CHAT_ASSIGNED = _event("chat_assigned", TransferOut, _A, _OUT, "A chat was transferred to this agent (sync to get it).")
 TICKET_RESOLVED = _event("ticket_resolved", TicketId, _A, _OUT, "A chat was closed.")
-TYPING_TO_AGENT = _event("typing", TypingOut, _A, _OUT, "The customer is (or stopped) typing.")
+TYPING_TO_AGENT = _event(
+    "typing", TypingOut, _A, _OUT, "The customer is (or stopped) typing; their message also ends it (no event then)."
+)
 READ_TO_AGENT = _event("read", ReadOut, _A, _OUT, "The customer (or the agent, in another tab) read up to here.")
 
 
