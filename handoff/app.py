@@ -29,6 +29,7 @@ from handoff.feedback import FeedbackSide
 from handoff.kb_api import kb_api
 from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
+from handoff.pubsub import RoomRoutedRedisManager
 from handoff.queues import Dispatcher
 from handoff.ratelimit import Limiter, socket_gate
 from handoff.reports_api import routes as reports_routes
@@ -49,10 +50,11 @@ MAX_PACKET_BYTES = 256 * 1024
 
 
 def client_manager(settings: Settings) -> socketio.AsyncManager | None:
-    """Across several relay processes, rooms and emits go through Redis; one process needs nothing extra."""
+    """Across several relay processes, rooms and emits go through Redis (handoff/pubsub.py: each emit only to the
+    processes with a member in its room); one process needs nothing extra."""
     if not settings.redis_url:
         return None
-    return socketio.AsyncRedisManager(settings.redis_url)
+    return RoomRoutedRedisManager(settings.redis_url)
 
 
 class RelaySocketServer(socketio.AsyncServer):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from redis import asyncio as aioredis
 
 from common.settings import normalize_db_url
+from handoff.conversation import chat_room
 from knowledge.articles import KnowledgeBase
 from tests import services
 from tests.chat_client import Customer
@@ -62,3 +65,32 @@ async def test_history_is_shared_after_a_reconnect_to_the_other_process(relays: 
     history = await asyncio.wait_for(back.history.get(), 5)
     await back.close()
     assert [m["sender"] for m in history["messages"]] == ["customer", "bot"]
+
+
+async def test_a_chat_room_emit_reaches_only_the_processes_with_a_member(relays: tuple[str, str, str]) -> None:
+    """handoff/pubsub.py: the other tab's process gets the chat's emits on its own channel; the shared channel that
+    every process decodes carries none of them, and a process with nobody in the room is sent nothing."""
+    first_url, second_url, _ = relays
+    redis = aioredis.Redis.from_url(services.REDIS_URL)
+    shared = redis.pubsub()
+    await shared.subscribe("socketio")
+    on_first = Customer(first_url)
+    session_id = await on_first.connect()
+    on_second = Customer(second_url)
+    await on_second.connect(session_id=session_id)
+    try:
+        members = await redis.smembers(f"socketio:room:/:{chat_room(session_id)}")
+        assert len(members) == 2  # both processes hold a tab of this chat
+        reply = await on_first.ask("hi")
+        assert (await on_second.next_reply())["metadata"]["message_id"] == reply["metadata"]["message_id"]
+        seen = []
+        while (message := await shared.get_message(ignore_subscribe_messages=True, timeout=0.5)) is not None:
+            seen.append(json.loads(message["data"]))
+        assert [m for m in seen if m.get("method") == "emit" and m.get("room") == chat_room(session_id)] == []
+    finally:
+        await on_second.close()
+        await on_first.close()
+        await shared.aclose()
+    await asyncio.sleep(0.5)  # the disconnects leave the room
+    assert await redis.smembers(f"socketio:room:/:{chat_room(session_id)}") == set()  # nobody left: no sends
+    await redis.aclose()
