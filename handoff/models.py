@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -211,6 +212,9 @@ Index("ix_tickets_conversation_id", Ticket.conversation_id)
 # --- The copilot (handoff/copilot.py): what was suggested to agents, what they used, what they saved to the KB ---
 
 
+SUGGESTION_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite's INTEGER is 64 bits already
+
+
 class CopilotSuggestion(Base):
     """One set of suggestions shown to an agent for a customer message (or with a handoff), as it was sent."""
 
@@ -220,7 +224,8 @@ class CopilotSuggestion(Base):
         Index("ix_copilot_suggestions_created_at", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Made by the relay before the set is stored (handoff.copilot.new_suggestion_id): 52 bits, past a 32-bit INTEGER.
+    id: Mapped[int] = mapped_column(SUGGESTION_ID, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the customer's message
     agent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # seated then (None: still queued)
@@ -237,7 +242,7 @@ class CopilotItem(Base):
     __table_args__ = (Index("ix_copilot_items_ref", "kind", "ref"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    suggestion_id: Mapped[int] = mapped_column(ForeignKey("copilot_suggestions.id", ondelete="CASCADE"))
+    suggestion_id: Mapped[int] = mapped_column(SUGGESTION_ID, ForeignKey("copilot_suggestions.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))  # article | canned
     ref: Mapped[str] = mapped_column(String(128))  # the article id or the canned response's id
     rank: Mapped[int] = mapped_column(Integer)
