@@ -47,47 +47,59 @@ class Limits:
 
 
 class Limiter:
-    def __init__(self, storage: Storage, limits: Limits) -> None:
+    """Counts in two places: what belongs to one socket (per connection, per agent socket) in this process's memory,
+    since a socket lives in exactly one relay process; what spans sockets (per address, per account) in the shared
+    storage (Redis when set), so every process counts together. A socket's own limits then cost no round trip."""
+
+    LOCAL_SCOPES = frozenset({"connection", "socket"})  # the key's second part, after the family
+
+    def __init__(self, storage: Storage, limits: Limits, local: Storage | None = None) -> None:
         self._windows = MovingWindowRateLimiter(storage)
+        self._local = MovingWindowRateLimiter(local) if local is not None else self._windows
         self.limits = limits
 
     @classmethod
     def create(cls, settings: Settings) -> Limiter:
-        storage: Storage
         if settings.redis_url:
             uri = settings.redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
-            storage = RedisStorage(uri, implementation="redispy", key_prefix="warmline-limits")
-        else:
-            storage = MemoryStorage()
-        return cls(storage, Limits(settings))
+            shared = RedisStorage(uri, implementation="redispy", key_prefix="warmline-limits")
+            return cls(shared, Limits(settings), local=MemoryStorage())
+        return cls(MemoryStorage(), Limits(settings))
+
+    def _strategy(self, key: tuple[str, ...]) -> MovingWindowRateLimiter:
+        return self._local if len(key) > 1 and key[1] in self.LOCAL_SCOPES else self._windows
 
     async def hit(self, items: Sequence[RateLimitItem], *key: str) -> None:
         """Count one event against every window of ``items``; refuse it (uncounted) if any window is full."""
+        windows = self._strategy(key)
         for item in items:
-            if not await self._windows.test(item, *key):
+            if not await windows.test(item, *key):
                 raise RateLimited(await self._retry_after(item, *key))
         for item in items:
-            await self._windows.hit(item, *key)
+            await windows.hit(item, *key)
 
     async def check(self, items: Sequence[RateLimitItem], *key: str) -> None:
         """Refuse if any window is full, counting nothing (a login is counted only when it fails)."""
+        windows = self._strategy(key)
         for item in items:
-            if not await self._windows.test(item, *key):
+            if not await windows.test(item, *key):
                 raise RateLimited(
                     await self._retry_after(item, *key),
                     "Too many failed logins for this account: it is locked for a while. Try again later.",
                 )
 
     async def count(self, items: Sequence[RateLimitItem], *key: str) -> None:
+        windows = self._strategy(key)
         for item in items:
-            await self._windows.hit(item, *key)
+            await windows.hit(item, *key)
 
     async def clear(self, items: Sequence[RateLimitItem], *key: str) -> None:
+        windows = self._strategy(key)
         for item in items:
-            await self._windows.clear(item, *key)
+            await windows.clear(item, *key)
 
     async def _retry_after(self, item: RateLimitItem, *key: str) -> int:
-        stats = await self._windows.get_window_stats(item, *key)
+        stats = await self._strategy(key).get_window_stats(item, *key)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
 

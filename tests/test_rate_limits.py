@@ -10,9 +10,11 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from redis import asyncio as aioredis
 from sqlalchemy import func, select
 
 from common.db import HotPathWriter, create_engine, session_factory
@@ -22,7 +24,8 @@ from handoff.auth import create_agent
 from handoff.customer import CustomerPolicy, CustomerSide, SocketSessions
 from handoff.models import Message
 from handoff.outbox import Outbox
-from handoff.ratelimit import Limiter, socket_gate
+from handoff.ratelimit import Limiter, RateLimited, socket_gate
+from tests import services
 from tests.browser import relay_for_origins
 from tests.chat_client import Customer
 from tests.fakes import RecordingSio, ScriptedBot
@@ -150,3 +153,38 @@ async def test_logins_from_one_address_are_limited(stack: Stack) -> None:
     with relay_for_origins(stack, [], {**DEFAULT_RATE_LIMITS, "WARMLINE_RATE_LOGIN_ADDRESS": "8 per minute"}) as relay:
         statuses = [post_login(relay, f"user{i}", "wrong")[0] for i in range(10)]
         assert statuses[:8] == [401] * 8 and statuses[8:] == [429, 429]
+
+
+@pytest.mark.redis
+async def test_on_redis_an_address_budget_is_shared_by_every_relay_process_and_a_socket_budget_is_its_own() -> None:
+    """Two relay processes' limiters on one Redis: the per-address windows count together; a connection's own
+    windows are kept in its process's memory (a socket lives in one process), costing no Redis round trip."""
+    services.require("127.0.0.1", 6379, "Redis")
+    settings = Settings(
+        REDIS_URL=services.REDIS_URL, rate_customer_message="2 per minute", rate_customer_message_address="3 per minute"
+    )
+    first, second = Limiter.create(settings), Limiter.create(settings)
+    address = f"address-{uuid.uuid4().hex}"
+    items = first.limits.customer_message_address
+    await first.hit(items, "user_uttered", "address", address)
+    await second.hit(items, "user_uttered", "address", address)
+    await first.hit(items, "user_uttered", "address", address)
+    with pytest.raises(RateLimited):  # the fourth from that address, whichever process it reaches
+        await second.hit(items, "user_uttered", "address", address)
+    sid = f"sid-{uuid.uuid4().hex}"
+    mine = first.limits.customer_message
+    await first.hit(mine, "user_uttered", "connection", sid)
+    await first.hit(mine, "user_uttered", "connection", sid)
+    with pytest.raises(RateLimited):
+        await first.hit(mine, "user_uttered", "connection", sid)
+    assert [k async for k in _redis_keys(f"*{address}*")] != []  # the address's windows are on Redis
+    assert [k async for k in _redis_keys(f"*{sid}*")] == []  # the connection's never went there
+
+
+async def _redis_keys(pattern: str) -> AsyncIterator[bytes]:
+    redis = aioredis.Redis.from_url(services.REDIS_URL)
+    try:
+        async for key in redis.scan_iter(match=pattern):
+            yield key
+    finally:
+        await redis.aclose()
