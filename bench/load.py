@@ -509,6 +509,7 @@ class HumanRun(BaseModel):
     pairs: int
     messages_each_way: int
     relay: dict[str, Any]
+    relay_no_copilot: dict[str, Any]
     bare: dict[str, Any]
     throughput_of_bare: float
     p99_over_bare: float
@@ -517,30 +518,53 @@ class HumanRun(BaseModel):
     rasa_cpu_ms_per_message: float
     actions_cpu_ms_per_message: float  # the copilot's suggestions for each customer message are ranked there
     bare_cpu_ms_per_message: float
+    no_copilot_throughput_of_bare: float
+    no_copilot_p99_over_bare: float
+    no_copilot_relay_cpu_ms_per_message: float
+    no_copilot_actions_cpu_ms_per_message: float
     targets: dict[str, str] = {"throughput_of_bare": ">= 0.70", "p99_over_bare": "<= 2.0", "stored": "once each"}
 
 
-async def human_phase(stack: Stack, scratch: Path, pairs: int, messages: int) -> HumanRun:
-    relay_pid = pids_of(stack.supervisor, "relay")[0]
-    rasa_pid = pids_of(stack.supervisor, "rasa")[0]
-    actions_pid = pids_of(stack.supervisor, "action server")[0]
-    sockets = math.ceil(pairs / CHATS_PER_AGENT_SOCKET)
-    run_id = f"ld{uuid.uuid4().hex[:8]}"
-    tokens = await agent_tokens(stack.settings.db_url, stack.relay_url, sockets, f"{run_id}agent")
-    agents = [AgentClient(stack.relay_url) for _ in tokens]
+async def relay_traffic(
+    stack: Stack, url: str, relay_pid: int, pairs: int, messages: int, run_id: str
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The human-phase traffic through one Warmline relay process: its figures and the CPU seconds each of the
+    relay, Rasa and the action server spent on it."""
+    pids = {"relay": relay_pid, "rasa": pids_of(stack.supervisor, "rasa")[0],
+            "actions": pids_of(stack.supervisor, "action server")[0]}  # fmt: skip
+    tokens = await agent_tokens(stack.settings.db_url, url, math.ceil(pairs / CHATS_PER_AGENT_SOCKET), f"{run_id}agent")
+    agents = [AgentClient(url) for _ in tokens]
     for agent, token in zip(agents, tokens, strict=True):
         await agent.connect(token)
-    chats = await warmline_pairs([stack.relay_url] * pairs, agents)
-    cpu = (cpu_s(relay_pid), cpu_s(rasa_pid), cpu_s(actions_pid))
-    relay = await traffic(chats, messages, bare=False, run_id=run_id)
-    relay_cpu, rasa_cpu = cpu_s(relay_pid) - cpu[0], cpu_s(rasa_pid) - cpu[1]
+    chats = await warmline_pairs([url] * pairs, agents)
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    figures = await traffic(chats, messages, bare=False, run_id=run_id)
+    spent = {name: cpu_s(pid) - before[name] for name, pid in pids.items() if name != "actions"}
     await asyncio.sleep(0.5)  # the last suggestions are ranked after their message has arrived
-    actions_cpu = cpu_s(actions_pid) - cpu[2]
+    spent["actions"] = cpu_s(pids["actions"]) - before["actions"]
     for pair in chats:
         await pair.customer.close()
     for agent in agents:
         await agent.close()
+    return figures, spent
+
+
+async def human_phase(stack: Stack, scratch: Path, pairs: int, messages: int) -> HumanRun:
+    sockets = math.ceil(pairs / CHATS_PER_AGENT_SOCKET)
+    run_id = f"ld{uuid.uuid4().hex[:8]}"
+    relay, cpu = await relay_traffic(stack, stack.relay_url, pids_of(stack.supervisor, "relay")[0], pairs, messages,
+                                     run_id)  # fmt: skip
     stored = await stored_once(stack.settings.db_url, run_id)
+    # The same traffic through a relay process with the copilot off (WARMLINE_COPILOT=false): the relay's own cost.
+    plain_url = stack.add_relay(copilot=False)
+    plain_run = stack.supervisor.runs[-1]
+    assert plain_run.proc is not None
+    try:
+        plain, plain_cpu = await relay_traffic(stack, plain_url, plain_run.proc.pid, pairs, messages, run_id + "p")
+    finally:  # only this comparison needs it; the next sections measure the stack's own relay
+        plain_run.proc.terminate()
+        plain_run.proc.wait(timeout=30)
+        stack.supervisor.runs.remove(plain_run)
 
     bare_relay = BareRelay(scratch)
     try:
@@ -559,13 +583,17 @@ async def human_phase(stack: Stack, scratch: Path, pairs: int, messages: int) ->
         bare_relay.stop()
     sent = relay["messages"]
     return HumanRun(
-        pairs=pairs, messages_each_way=messages, relay=relay, bare=bare,
+        pairs=pairs, messages_each_way=messages, relay=relay, relay_no_copilot=plain, bare=bare,
         throughput_of_bare=round(relay["messages_per_s"] / bare["messages_per_s"], 3),
         p99_over_bare=round(relay["p99_ms"] / bare["p99_ms"], 2), stored={"sent": sent, **stored},
-        relay_cpu_ms_per_message=round(relay_cpu / sent * 1000, 3),
-        rasa_cpu_ms_per_message=round(rasa_cpu / sent * 1000, 3),
-        actions_cpu_ms_per_message=round(actions_cpu / sent * 1000, 3),
+        relay_cpu_ms_per_message=round(cpu["relay"] / sent * 1000, 3),
+        rasa_cpu_ms_per_message=round(cpu["rasa"] / sent * 1000, 3),
+        actions_cpu_ms_per_message=round(cpu["actions"] / sent * 1000, 3),
         bare_cpu_ms_per_message=round(bare_cpu / bare["messages"] * 1000, 3),
+        no_copilot_throughput_of_bare=round(plain["messages_per_s"] / bare["messages_per_s"], 3),
+        no_copilot_p99_over_bare=round(plain["p99_ms"] / bare["p99_ms"], 2),
+        no_copilot_relay_cpu_ms_per_message=round(plain_cpu["relay"] / plain["messages"] * 1000, 3),
+        no_copilot_actions_cpu_ms_per_message=round(plain_cpu["actions"] / plain["messages"] * 1000, 3),
     )  # fmt: skip
 
 
@@ -877,11 +905,18 @@ def report(figures: dict[str, Any]) -> None:
             rows, ["what", "n", "p50_ms", "p99_ms", "max_ms", "target"],
         )  # fmt: skip
     for c in figures.get("c_human_phase", []):
-        rows = [{"server": "warmline relay", **c["relay"]}, {"server": "bare python-socketio", **c["bare"]}]
+        rows = [{"server": "warmline relay", **c["relay"]}]
+        if "relay_no_copilot" in c:
+            rows.append({"server": "warmline relay, copilot off", **c["relay_no_copilot"]})
+        rows.append({"server": "bare python-socketio", **c["bare"]})
         print_table(
             f"c. Human phase, {c['pairs']} pairs x {c['messages_each_way']} each way: throughput {c['throughput_of_bare']} "
             f"of bare (target >= 0.70), p99 {c['p99_over_bare']}x bare (target <= 2); stored {c['stored']}; CPU ms/msg: "
-            f"relay {c['relay_cpu_ms_per_message']}, Rasa {c['rasa_cpu_ms_per_message']}, action server {c.get('actions_cpu_ms_per_message')}, bare {c['bare_cpu_ms_per_message']}",
+            f"relay {c['relay_cpu_ms_per_message']}, Rasa {c['rasa_cpu_ms_per_message']}, action server "
+            f"{c.get('actions_cpu_ms_per_message')}, bare {c['bare_cpu_ms_per_message']}; copilot off: throughput "
+            f"{c.get('no_copilot_throughput_of_bare')} of bare, p99 {c.get('no_copilot_p99_over_bare')}x, CPU ms/msg "
+            f"relay {c.get('no_copilot_relay_cpu_ms_per_message')}, action server "
+            f"{c.get('no_copilot_actions_cpu_ms_per_message')}",
             rows, ["server", "messages", "seconds", "messages_per_s", "p50_ms", "p99_ms", "max_ms"],
         )  # fmt: skip
     if d := figures.get("d_idle_sockets"):

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Reports and feedback (docs/reports.md).
     # After each KB answer the bot asks "Did that answer your question?" with yes / no quick replies.
     kb_answer_feedback: bool = True
+    # The agent's copilot: KB suggestions for every customer message in the human phase (docs/copilot.md). Off, the
+    # action server ranks nothing for agents (a team that does not want them saves that CPU).
+    copilot: bool = True
     # A bot-only chat quiet this long (seconds) is asked for a 1-5 rating once, if its page is still open; 0 = off.
     chat_rating_idle_s: float = 300.0
     # The "handoff health" panel flags CSAT of escalated (or transferred) chats lower than bot-only by more than

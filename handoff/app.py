@@ -120,7 +120,9 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         # The agent's copilot (handoff/copilot.py): suggestions from the action server's live retriever.
         app.ctx.suggest_source = HttpSuggestSource(actions_base_url(settings.actions_url))
         await app.ctx.suggest_source.start()
-        app.ctx.copilot = Copilot(sio, outbox, sessions, app.ctx.writer, app.ctx.suggest_source, agent_gate)
+        app.ctx.copilot = Copilot(
+            sio, outbox, sessions, app.ctx.writer, app.ctx.suggest_source, agent_gate, enabled=settings.copilot
+        )
         app.ctx.copilot.register()
         customer.copilot = agent.copilot = console.copilot = app.ctx.copilot
         FeedbackSide(sio, outbox, sessions, settings, sockets).register()  # bot-only chat ratings (handoff/feedback.py)

@@ -367,7 +367,9 @@ class Copilot:
         writer: HotPathWriter,
         source: SuggestSource,
         gate: Gate | None = None,
+        enabled: bool = True,
     ) -> None:
+        self.enabled = enabled  # WARMLINE_COPILOT: off, no suggestions are made (the agent's events still answer)
         self.gate = gate  # the agent namespace's rate limit (handoff/guard.py)
         self.sio = sio
         self.out = outbox
@@ -406,7 +408,9 @@ class Copilot:
 
     def after_customer_message(self, ticket: TicketRef, message: Message) -> None:
         """Called once the customer's message has gone to the agent: suggestions follow, on their own task."""
-        if ticket.status != "assigned" or ticket.agent_id is None or not worth_suggesting(message.text):
+        if not self.enabled or ticket.status != "assigned" or ticket.agent_id is None:
+            return
+        if not worth_suggesting(message.text):
             return
         self._background(self._suggest_and_send(ticket.id, ticket.agent_id, message.id, message.text, "message"))
 
@@ -414,7 +418,8 @@ class Copilot:
         """An agent accepted a chat or got it by a transfer: the suggestions for the customer's last unanswered
         question follow the card as a ``suggestions`` event (context handoff). Not in accept's acknowledgement:
         ranking takes tens of milliseconds, which accept (p99 < 50 ms, docs/benchmarks.md) should not wait for."""
-        self._background(self._handoff_and_send(ticket_id, to_agent_id))
+        if self.enabled:
+            self._background(self._handoff_and_send(ticket_id, to_agent_id))
 
     async def _suggest_and_send(
         self, ticket_id: int, agent_id: int, message_id: int | None, question: str, context: str

@@ -31,7 +31,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
     for key, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
         env[key] = value or ""
-    return {**env, **NO_RATE_LIMITS, "WARMLINE_KB_FINE_TUNE": str(settings.kb_fine_tune).lower()}
+    flags = {
+        "WARMLINE_KB_FINE_TUNE": str(settings.kb_fine_tune).lower(),
+        "WARMLINE_COPILOT": str(settings.copilot).lower(),
+    }
+    return {**env, **NO_RATE_LIMITS, **flags}
 
 
 # The shared stack of the functional tests and the benchmarks sends far faster, from one address, than any real
@@ -57,10 +61,16 @@ class Stack:
         return self.settings.relay_url
 
     def add_relay(
-        self, database_url: str | None = None, redis_url: str | None = None, rasa_port: int | None = None
+        self,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        rasa_port: int | None = None,
+        copilot: bool = True,
     ) -> str:
         """Start one more relay process (on its own port); returns its URL. ``rasa_port`` can point it elsewhere."""
-        update: dict[str, object] = {"relay_port": free_port(), "database_url": database_url, "redis_url": redis_url}
+        update: dict[str, object] = {
+            "relay_port": free_port(), "database_url": database_url, "redis_url": redis_url, "copilot": copilot,
+        }  # fmt: skip
         if rasa_port is not None:
             update["rasa_port"] = rasa_port
         relay_settings = self.settings.model_copy(update=update)

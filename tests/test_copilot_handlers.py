@@ -336,3 +336,16 @@ async def test_suggestions_asked_at_once_are_ranked_together_and_each_gets_its_o
         expected = alone[texts.index(text)][1][:2]
         assert [s.article_id for s in found] == [s.article_id for s in expected]
         assert [round(s.score, 4) for s in found] == [round(s.score, 4) for s in expected]
+
+
+async def test_with_the_copilot_off_no_suggestions_are_made_and_the_chat_is_unchanged(relay: Relay) -> None:
+    """WARMLINE_COPILOT=false: a team that does not want suggestions gets none, and the action server ranks nothing."""
+    relay.copilot.enabled = False
+    ticket_id, _, _ = await accepted(relay)
+    asked = len(relay.source.asked)
+    ack = await relay.say("where can I download my bill as a pdf")
+    await relay.copilot.settled()
+    assert ack["ok"] and relay.sio.sent("suggestions") == []
+    assert len(relay.source.asked) == asked == 0  # neither on accept nor for the message
+    (relayed,) = [e for e in relay.sio.sent("chat_message") if e.data["message"]["message_id"] == ack["message_id"]]
+    assert relayed.data["ticket_id"] == ticket_id
