@@ -772,7 +772,12 @@ class Assumptions(BaseModel):
     chats_per_agent: int = 3  # the default capacity
     sockets_per_relay: int = 10_000  # as measured in d
     utilization: float = 0.7  # cores planned at 70 % busy, for peaks and restarts
-    emits_per_message: float = 2.5  # a message and its typing-stop / receipts, as the relay emits them (handoff/)
+    # A message and what goes with it, as the relay emits them (handoff/): to the other side and to the chat's room,
+    # the copilot's suggestions to the agent; a bot turn's one or two replies.
+    emits_per_message: float = 2.0
+    # Room-targeted publishing (handoff/pubsub.py): an emit reaches the processes holding its room other than the
+    # sender's; a customer and their agent are on different processes at worst.
+    other_processes_per_emit: float = 1.0
 
 
 def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dict[str, Any]:
@@ -798,12 +803,12 @@ def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dic
     relay_human_ms = human["relay_cpu_ms_per_message"]
     spread = e_rows[-1]["of_one_process"] or 1.0  # the cost of many processes on one Redis, measured at the most
     own_cores = (turns_per_s * relay_bot_ms + human_msgs_per_s * relay_human_ms * spread) / 1000
-    # One Redis channel for every emit: each relay also receives and decodes every other relay's emits.
+    # Each emit is decoded by the processes holding its room, not by every process (handoff/pubsub.py).
     foreign_us = figures["e_processes"].get("foreign_emit_cpu_us", 0.0)
     emits_per_s = (turns_per_s + human_msgs_per_s) * a.emits_per_message
 
     def cores_with(relays: int) -> float:
-        return own_cores + emits_per_s * (relays - 1) * foreign_us / 1e6
+        return own_cores + emits_per_s * min(relays - 1, a.other_processes_per_emit) * foreign_us / 1e6
 
     relay_by_sockets = math.ceil(sockets / a.sockets_per_relay)
     relays = relay_by_sockets
@@ -816,13 +821,14 @@ def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dic
     base_mb = figures["d_idle_sockets"]["relay"]["rss_before_mb"]
     relay_mem_gb = (relays * base_mb + sockets * kb_per_socket / 1024) / 1024
     rasa_cores = turns_per_s * rasa_ms / 1000
-    actions_cores = turns_per_s * actions_ms / 1000
+    # The action server: the bot's turns, and the copilot's ranking of every human-phase customer message (c).
+    copilot_ms = human.get("actions_cpu_ms_per_message", 0.0)
+    actions_cores = (turns_per_s * actions_ms + human_msgs_per_s * copilot_ms) / 1000
     rasas = math.ceil(rasa_cores / a.utilization)
-    # Redis delivers every emit to every relay process; its cost per publish with one subscriber, counted once per
-    # subscriber (an upper bound: part of it is the publish itself). Measured alone (e), not from its CPU during the
-    # traffic, which on this box includes other users of the same Redis.
+    # Redis: one script call per emit plus its deliveries, each at the cost of a publish with one subscriber
+    # (measured alone in e, not from Redis's CPU during the traffic, which on this box has other users).
     redis_us = figures["e_processes"].get("redis_cpu_us_per_publish_one_subscriber", 0.0)
-    redis_cores = emits_per_s * relays * redis_us / 1e6
+    redis_cores = emits_per_s * (1 + a.other_processes_per_emit) * redis_us / 1e6
     pg_xact_per_msg = e_rows[-1].get("pg_xact_commit_per_1000", 0) / 1000
     pg_xact_per_s = human_msgs_per_s * pg_xact_per_msg + turns_per_s * 3  # a bot turn: 3 autocommits (the design)
     return {
@@ -836,7 +842,8 @@ def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dic
         "relays_by_cpu": relay_by_cpu, "relays_by_sockets": relay_by_sockets, "relays": relays,
         "relay_memory_gb": round(relay_mem_gb, 1),
         "rasa_cpu_ms_per_turn": rasa_ms, "rasa_cores": round(rasa_cores, 1), "rasa_processes": rasas,
-        "actions_cpu_ms_per_turn": actions_ms, "actions_cores": round(actions_cores, 1),
+        "actions_cpu_ms_per_turn": actions_ms, "actions_cpu_ms_per_human_message": copilot_ms,
+        "actions_cores": round(actions_cores, 1),
         "redis_cores": round(redis_cores, 2), "pg_transactions_per_s": round(pg_xact_per_s),
         "total_cores": round((relay_cores + rasa_cores + actions_cores + redis_cores) / a.utilization, 1),
     }  # fmt: skip
