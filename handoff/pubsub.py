@@ -130,12 +130,14 @@ class RoomRoutedRedisManager(socketio.AsyncRedisManager, _LocalRooms):
             await pipe.execute()
 
     async def _keep_alive(self) -> None:
+        """The liveness key, and every room again: a registration lost to a Redis hiccup, or a leave and a join of
+        one room racing on two connections, heals within ALIVE_EVERY_S."""
         while True:
             await asyncio.sleep(ALIVE_EVERY_S)
             try:
-                await self._client().set(self._alive_key(self.host_id), 1, ex=ALIVE_TTL_S)
+                await self._register_all()
             except Exception:
-                log.warning("could not refresh this relay's liveness key on Redis", exc_info=True)
+                log.warning("could not refresh this relay's rooms on Redis", exc_info=True)
 
     def initialize(self) -> None:
         super().initialize()  # type: ignore[no-untyped-call]
