@@ -207,8 +207,10 @@ async def bot_curve(stack: Stack, seconds: float, levels: list[int]) -> dict[str
     rest_url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
     rows: list[dict[str, Any]] = []
     pids = {name: pids_of(stack.supervisor, service)[0] for name, service in SERVICES.items()}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        for level in levels:
+    for level in levels:
+        # A session per level: Sanic closes keep-alive connections idle for 5 s (the relay path's run), and a POST
+        # on one it closed fails with a reset instead of being retried.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             customers = [Customer(stack.relay_url) for _ in range(level)]
             await asyncio.gather(*(c.connect() for c in customers))
             freeze_client_heap()
