@@ -27,7 +27,6 @@ from warmline.migrate import upgrade
 C, A = events.CUSTOMER_NAMESPACE, events.AGENT_NAMESPACE
 CARD = {"custom": {"handoff": {"reason": "customer_asked", "reason_text": "The customer asked for a person."}}}
 SESSION = "sess-0001"
-POLICY = CustomerPolicy.from_settings(Settings())
 
 
 @dataclass
@@ -48,28 +47,57 @@ class Relay:
             return [(m.sender, m.text) for m in rows]
 
 
-@pytest.fixture
-async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
+FAST_LIMITS = Settings(**{name: "1000 per second" for name in Settings.model_fields if name.startswith("rate_")})
+
+
+@dataclass
+class Wired:
+    """The relay's three sides, wired as handoff.app wires them, on recording fakes over a real SQLite file."""
+
+    sio: RecordingSio
+    outbox: Outbox
+    bot: ScriptedBot
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    writer: HotPathWriter
+    dispatcher: queues.Dispatcher
+    customer: CustomerSide
+    agent: AgentSide
+    console: ConsoleSide
+
+    async def close(self) -> None:
+        await self.dispatcher.settled()
+        self.writer.close()
+        await self.engine.dispose()
+
+
+def wire(url: str, settings: Settings = FAST_LIMITS) -> Wired:
+    """Migrate the database at ``url`` and register the customer, agent and console sides (``settings`` gives the
+    rate limits and the customer policy; by default limits no test reaches)."""
     upgrade(url)
-    engine: AsyncEngine = create_engine(url)
+    engine = create_engine(url)
     sessions = session_factory(engine)
     sio, bot = RecordingSio(), ScriptedBot()
     outbox = Outbox(sio)
     writer = HotPathWriter(engine)
     dispatcher = queues.Dispatcher(outbox, sessions)
-    limiter = Limiter.create(
-        Settings(**{name: "1000 per second" for name in Settings.model_fields if name.startswith("rate_")})
-    )
-    CustomerSide(sio, outbox, sessions, writer, bot, dispatcher, 4000, SocketSessions(sio), POLICY, limiter).register()
-    AgentSide(sio, outbox, sessions, writer, bot, dispatcher, POLICY.origins).register()
-    ConsoleSide(sio, outbox, sessions, Settings(), dispatcher).register()
-    relay = Relay(sio, bot, sessions, dispatcher)
-    await sio.call(C, "session_request", "c1", {"session_id": SESSION, "customData": {"name": "Ana"}})
+    policy = CustomerPolicy.from_settings(settings)
+    limiter = Limiter.create(settings)
+    customer = CustomerSide(sio, outbox, sessions, writer, bot, dispatcher, 4000, SocketSessions(sio), policy, limiter)
+    agent = AgentSide(sio, outbox, sessions, writer, bot, dispatcher, policy.origins)
+    console = ConsoleSide(sio, outbox, sessions, settings, dispatcher)
+    for side in (customer, agent, console):
+        side.register()
+    return Wired(sio, outbox, bot, engine, sessions, writer, dispatcher, customer, agent, console)
+
+
+@pytest.fixture
+async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
+    wired = wire(f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}")
+    relay = Relay(wired.sio, wired.bot, wired.sessions, wired.dispatcher)
+    await wired.sio.call(C, "session_request", "c1", {"session_id": SESSION, "customData": {"name": "Ana"}})
     yield relay
-    await dispatcher.settled()
-    writer.close()
-    await engine.dispose()
+    await wired.close()
 
 
 async def seat_agent(relay: Relay, sid: str = "a1", username: str = "ada") -> int:

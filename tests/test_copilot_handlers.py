@@ -15,28 +15,22 @@ from sqlalchemy import select
 
 from actions.kb_service import KBService
 from actions.suggest import RankBatcher, SuggestRequest, suggest
-from common.db import HotPathWriter, create_engine, session_factory
 from common.settings import Settings
-from handoff import copilot, events, queues, tickets
-from handoff.agent import AgentSide
+from handoff import copilot, events, tickets
 from handoff.auth import create_agent
-from handoff.console import ConsoleSide
 from handoff.conversation import agent_room
 from handoff.copilot import Copilot, Ranking
-from handoff.customer import HUMAN_PAYLOAD, CustomerPolicy, CustomerSide, SocketSessions
+from handoff.customer import HUMAN_PAYLOAD
 from handoff.models import CannedResponse, CopilotSaved, CopilotUse, Message
-from handoff.outbox import Outbox
-from handoff.ratelimit import Limiter
 from knowledge import store
 from knowledge.models import UnansweredQuestion
 from knowledge.retrieval import Scored
 from tests.fakes import RecordingSio, ScriptedBot
-from warmline.migrate import upgrade
+from tests.handler_harness import wire
 
 C, A = events.CUSTOMER_NAMESPACE, events.AGENT_NAMESPACE
 CARD = {"custom": {"handoff": {"reason": "customer_asked", "reason_text": "The customer asked for a person."}}}
 SESSION = "sess-copilot-1"
-POLICY = CustomerPolicy.from_settings(Settings())
 
 
 class LiveKBSource:
@@ -76,35 +70,18 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
     settings = Settings(state_dir=tmp_path, DATABASE_URL=None)
-    url = settings.db_url
-    upgrade(url)
+    wired = wire(settings.db_url)
     service = KBService(settings, fine_tune=False)
     await service.start()
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    sio, bot = RecordingSio(), ScriptedBot()
-    outbox = Outbox(sio)
-    writer = HotPathWriter(engine)
-    dispatcher = queues.Dispatcher(outbox, sessions)
-    limiter = Limiter.create(
-        Settings(**{name: "1000 per second" for name in Settings.model_fields if name.startswith("rate_")})
-    )
-    customer = CustomerSide(sio, outbox, sessions, writer, bot, dispatcher, 4000, SocketSessions(sio), POLICY, limiter)
-    agent = AgentSide(sio, outbox, sessions, writer, bot, dispatcher, POLICY.origins)
-    console = ConsoleSide(sio, outbox, sessions, Settings(), dispatcher)
-    for side in (customer, agent, console):
-        side.register()
     source = LiveKBSource(service)
-    helper = Copilot(sio, outbox, sessions, writer, source)
+    helper = Copilot(wired.sio, wired.outbox, wired.sessions, wired.writer, source)
     helper.register()
-    customer.copilot = agent.copilot = console.copilot = helper
-    relay = Relay(sio, bot, helper, service, source, sessions)
-    await sio.call(C, "session_request", "c1", {"session_id": SESSION, "customData": {"name": "Ana"}})
+    wired.customer.copilot = wired.agent.copilot = wired.console.copilot = helper
+    relay = Relay(wired.sio, wired.bot, helper, service, source, wired.sessions)
+    await wired.sio.call(C, "session_request", "c1", {"session_id": SESSION, "customData": {"name": "Ana"}})
     yield relay
     await helper.settled()
-    await dispatcher.settled()
-    writer.close()
-    await engine.dispose()
+    await wired.close()
     await service.stop()
 
 

@@ -17,37 +17,26 @@ import pytest
 from redis import asyncio as aioredis
 from sqlalchemy import func, select
 
-from common.db import HotPathWriter, create_engine, session_factory
+from common.db import create_engine, session_factory
 from common.settings import Settings
-from handoff import events, queues
+from handoff import events
 from handoff.auth import create_agent
-from handoff.customer import CustomerPolicy, CustomerSide, SocketSessions
+from handoff.customer import CustomerSide
 from handoff.models import Message
-from handoff.outbox import Outbox
 from handoff.ratelimit import Limiter, RateLimited, socket_gate
 from tests import services
 from tests.browser import relay_for_origins
 from tests.chat_client import Customer
-from tests.fakes import RecordingSio, ScriptedBot
+from tests.fakes import RecordingSio
+from tests.handler_harness import wire
 from tests.stack import DEFAULT_RATE_LIMITS, Stack
-from warmline.migrate import upgrade
 
 C = events.CUSTOMER_NAMESPACE
 
 
 async def customer_side(tmp_path: Path, settings: Settings) -> tuple[RecordingSio, CustomerSide, object]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}"
-    upgrade(url)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    sio = RecordingSio()
-    outbox = Outbox(sio)
-    side = CustomerSide(
-        sio, outbox, sessions, HotPathWriter(engine), ScriptedBot(), queues.Dispatcher(outbox, sessions), 4000,
-        SocketSessions(sio), CustomerPolicy.from_settings(settings), Limiter.create(settings),
-    )  # fmt: skip
-    side.register()
-    return sio, side, engine
+    wired = wire(f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}", settings)
+    return wired.sio, wired.customer, wired.engine
 
 
 async def stored_count(engine: object) -> int:
