@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from escalation import CHAT_INTERVAL_S, chatter
 from harness import freeze_client_heap, print_table, summary_ms, write_json
 from sqlalchemy import update
 
@@ -35,9 +35,7 @@ from tests.agent_client import AgentClient, login
 from tests.chat_client import Customer
 from tests.stack import running_stack
 
-CHAT_INTERVAL_S = 2.0
 ASK_INTERVAL_S = 1.0
-CHATTER_TEXTS = ["hello", "how do I reset my password", "thanks", "what are your support hours"]
 QUESTIONS = [
     "where can I download my bill as a pdf",
     "how do I change my payment due date",
@@ -69,28 +67,6 @@ class Watch:
         if event.get("message_id") is not None and event["context"] == "message":
             self.suggested.setdefault(event["message_id"], time.perf_counter())
             self.sets[event["message_id"]] = event
-
-
-async def chatter(customer: Customer, stop: asyncio.Event, offset: float, bot_s: list[float]) -> int:
-    """One bot chat; ``bot_s`` gets send -> the bot's first reply, the same load's yardstick for the bot."""
-    await asyncio.sleep(offset)
-    sent = 0
-    for text in itertools.cycle(CHATTER_TEXTS):
-        if stop.is_set():
-            return sent
-        while not customer.bot.empty():
-            customer.bot.get_nowait()
-        started = time.perf_counter()
-        await customer.say(text)
-        with contextlib.suppress(TimeoutError):
-            await customer.next_reply(10)
-            bot_s.append(time.perf_counter() - started)
-        sent += 1
-        try:
-            await asyncio.wait_for(stop.wait(), CHAT_INTERVAL_S)
-        except TimeoutError:
-            pass
-    return sent
 
 
 async def asker(customer: Customer, stop: asyncio.Event, offset: float, sent: dict[int, float], k: int) -> None:

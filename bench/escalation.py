@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import tempfile
 import time
@@ -65,13 +66,35 @@ async def escalate(customer: Customer, arrivals: Arrivals) -> float:
     return await asyncio.wait_for(arrived, 30) - started
 
 
-async def chatter(customer: Customer, stop: asyncio.Event, offset: float) -> int:
+async def escalate_paced(customers: list[Customer], rate: float, arrivals: Arrivals) -> list[float]:
+    """Customer i escalates i / ``rate`` seconds from now (an open loop: a slow relay does not slow the arrivals);
+    each one's message -> the agent's ticket."""
+    started = time.perf_counter()
+    pending = []
+    for i, customer in enumerate(customers):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        pending.append(asyncio.create_task(escalate(customer, arrivals)))
+    return list(await asyncio.gather(*pending))
+
+
+async def chatter(customer: Customer, stop: asyncio.Event, offset: float, bot_s: list[float] | None = None) -> int:
+    """One bot chat, a message every CHAT_INTERVAL_S until ``stop``; with ``bot_s``, each message waits for the
+    bot's first reply and records send -> reply (the same load's yardstick for the bot)."""
     await asyncio.sleep(offset)
     sent = 0
     for text in itertools.cycle(CHATTER_TEXTS):
         if stop.is_set():
             return sent
-        await customer.say(text)
+        if bot_s is None:
+            await customer.say(text)
+        else:
+            while not customer.bot.empty():  # replies to earlier messages are not this one's
+                customer.bot.get_nowait()
+            started = time.perf_counter()
+            await customer.say(text)
+            with contextlib.suppress(TimeoutError):
+                await customer.next_reply(10)
+                bot_s.append(time.perf_counter() - started)
         sent += 1
         try:
             await asyncio.wait_for(stop.wait(), CHAT_INTERVAL_S)
@@ -102,7 +125,8 @@ async def connected(url: str, n: int) -> list[Customer]:
 async def agent_for(stack: Stack) -> AgentClient:
     engine = create_engine(stack.settings.db_url)
     async with session_factory(engine)() as s, s.begin():
-        await create_agent(s, "bench", "Bench Agent", "bench-password")
+        agent_row = await create_agent(s, "bench", "Bench Agent", "bench-password")
+        agent_row.capacity = 10_000  # one agent takes every ticket of the run (the default capacity is 3)
     await engine.dispose()
     _, body = await login(stack.relay_url, "bench", "bench-password")
     agent = AgentClient(stack.relay_url)
@@ -124,12 +148,7 @@ async def run(rate: float, seconds: float, chatters: int, burst: int) -> dict[st
         ]
         accepting = asyncio.create_task(acceptor(agent, arrivals, accept_s, stop))
         await asyncio.sleep(CHAT_INTERVAL_S)  # chat load is running before the first escalation
-        started = time.perf_counter()
-        pending = []
-        for i, customer in enumerate(escalators):
-            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-            pending.append(asyncio.create_task(escalate(customer, arrivals)))
-        escalation_s = list(await asyncio.gather(*pending))
+        escalation_s = await escalate_paced(escalators, rate, arrivals)
         stop.set()
         sent = sum(await asyncio.gather(*chat_tasks))
         await accepting

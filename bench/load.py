@@ -272,12 +272,11 @@ async def escalation_at(stack: Stack, capacity: float, seconds: float) -> dict[s
     """Bot turns at 70 % of ``capacity`` turns/s, a tenth of them escalations."""
     turns_per_s = capacity * 0.7
     sys.path.insert(0, str(ROOT / "bench"))
-    from escalation import CHAT_INTERVAL_S, Arrivals, acceptor, agent_for, chatter, connected, escalate
+    from escalation import CHAT_INTERVAL_S, Arrivals, acceptor, agent_for, chatter, connected, escalate_paced
 
     rate = max(1.0, round(turns_per_s * 0.1, 1))  # a tenth of the load escalates, the rest chats with the bot
     chatters = max(1, round((turns_per_s - rate) * CHAT_INTERVAL_S))
     agent = await agent_for(stack)
-    await set_capacity(stack.settings.db_url, ["bench"], 10_000)
     arrivals = Arrivals(agent)
     talkers = await connected(stack.relay_url, chatters)
     escalators = await connected(stack.relay_url, int(rate * seconds))
@@ -300,12 +299,7 @@ async def escalation_at(stack: Stack, capacity: float, seconds: float) -> dict[s
 
     await asyncio.sleep(CHAT_INTERVAL_S)
     probing = asyncio.create_task(probe())
-    started = time.perf_counter()
-    pending = []
-    for i, customer in enumerate(escalators):
-        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-        pending.append(asyncio.create_task(escalate(customer, arrivals)))
-    escalation_s = list(await asyncio.gather(*pending))
+    escalation_s = await escalate_paced(escalators, rate, arrivals)
     stop.set()
     sent = sum(await asyncio.gather(*chat_tasks))
     await accepting
