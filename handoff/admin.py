@@ -181,10 +181,10 @@ async def save_team(request: Request) -> HTTPResponse:
 async def list_canned(request: Request) -> HTTPResponse:
     async with request.app.ctx.sessions() as s:
         await _admin(request, s)
-        rows = (
-            await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
-        ).all()
-        items = [{"id": r.id, "shortcut": r.shortcut, "title": r.title, "body": r.body, "team": t} for r, t in rows]
+        responses = await teams.canned_responses(s)
+        items = [
+            {"id": c.id, "shortcut": c.shortcut, "title": c.title, "body": c.body, "team": c.team} for c in responses
+        ]
         return response.json({"canned": items})
 
 

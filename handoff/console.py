@@ -21,7 +21,7 @@ from handoff import access, canned, events, kb_search, queues, store, teams, tel
 from handoff.bot_replies import bot_uttered, history_message
 from handoff.conversation import agent_room, chat_room, team_room
 from handoff.guard import Gate, Handler, parse, register
-from handoff.models import Agent, CannedResponse, Conversation, Message, Team, Ticket
+from handoff.models import Agent, Conversation, Message, Ticket
 from handoff.outbox import Outbox
 from handoff.throttle import Throttle
 from handoff.views import summary
@@ -139,9 +139,7 @@ class ConsoleSide:
         agent_id, name = await self._me(sid)
         async with reading(self.sessions) as s:
             working = await teams.working_teams(s, agent_id)
-            rows = (
-                await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
-            ).all()
+            responses = await teams.canned_responses(s)
             context: dict[str, dict[str, object]] = {"agent": {"name": name}}
             if req.ticket_id is not None:
                 ticket = await s.get(Ticket, req.ticket_id)
@@ -150,9 +148,7 @@ class ConsoleSide:
                     context["ticket"] = {"id": ticket.id, "team": ticket.team}
                 if conversation is not None:
                     context["customer"] = dict(conversation.customer)
-        found = canned.matching(
-            [canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows], req.query, working
-        )
+        found = canned.matching(responses, req.query, working)
         items = [
             events.CannedItem(
                 id=c.id, shortcut=c.shortcut, title=c.title, text=canned.render(c.body, context), team=c.team

@@ -38,14 +38,12 @@ from handoff.conversation import agent_room
 from handoff.guard import Gate, Handler, parse, register
 from handoff.models import (
     Agent,
-    CannedResponse,
     Conversation,
     CopilotItem,
     CopilotSaved,
     CopilotSuggestion,
     CopilotUse,
     Message,
-    Team,
     Ticket,
 )
 from handoff.outbox import Outbox
@@ -408,9 +406,12 @@ class Copilot:
 
     def after_customer_message(self, ticket: TicketRef, message: Message) -> None:
         """Called once the customer's message has gone to the agent: suggestions follow, on their own task."""
-        if not self.enabled or ticket.status != "assigned" or ticket.agent_id is None:
-            return
-        if not worth_suggesting(message.text):
+        if (
+            not self.enabled
+            or ticket.status != "assigned"
+            or ticket.agent_id is None
+            or not worth_suggesting(message.text)
+        ):
             return
         self._background(self._suggest_and_send(ticket.id, ticket.agent_id, message.id, message.text, "message"))
 
@@ -495,11 +496,7 @@ class Copilot:
                 agent = self._agents[agent_id] = (name or "", frozenset(await teams.working_teams(s, agent_id)))
             responses = self._canned.get(ALL_CANNED)
             if responses is None:
-                rows = await s.execute(
-                    select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id)
-                )
-                responses = [canned.Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows.all()]
-                self._canned[ALL_CANNED] = responses
+                responses = self._canned[ALL_CANNED] = await teams.canned_responses(s)
         render_context: dict[str, dict[str, object]] = {
             "agent": {"name": agent[0]},
             "ticket": {"id": row.id, "team": row.team},

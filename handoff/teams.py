@@ -12,7 +12,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handoff import tickets
-from handoff.models import Agent, Team, TeamMember
+from handoff.canned import Canned
+from handoff.models import Agent, CannedResponse, Team, TeamMember
 from handoff.routing import AgentLoad, TeamInfo
 
 PRESENCE = ("online", "away", "offline")
@@ -21,6 +22,13 @@ DEFAULT_TEAM = "support"
 
 async def all_teams(s: AsyncSession) -> Sequence[Team]:
     return list((await s.execute(select(Team).order_by(Team.name))).scalars())
+
+
+async def canned_responses(s: AsyncSession) -> list[Canned]:
+    """Every canned response with its team's name (None: shared by every team), for the console, the copilot and
+    the admin API."""
+    rows = await s.execute(select(CannedResponse, Team.name).outerjoin(Team, Team.id == CannedResponse.team_id))
+    return [Canned(r.id, r.shortcut, r.title, r.body, team) for r, team in rows.all()]
 
 
 async def team_infos(s: AsyncSession) -> list[TeamInfo]:

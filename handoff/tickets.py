@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -46,12 +46,9 @@ async def open_ticket(
     return ticket, True
 
 
-def _open_ticket(conversation_id: str) -> Select[tuple[Ticket]]:
-    return select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status.in_(OPEN))
-
-
 async def open_ticket_of(s: AsyncSession, conversation_id: str) -> Ticket | None:
-    return (await s.execute(_open_ticket(conversation_id))).scalar_one_or_none()
+    result = await s.execute(select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status.in_(OPEN)))
+    return result.scalar_one_or_none()
 
 
 class TicketRef(NamedTuple):
