@@ -125,12 +125,14 @@ class CustomerSide:
             if known is not None and not identity.same_person(known.customer or {}, customer):
                 raise WrongSession()  # a signed-in user's chat resumes only for that user
             chat = await s.run_sync(store.open_conversation, session_id, customer)
+            # The record travels with each message to Rasa (the handoff card shows it) without a read per message.
+            await self.sockets.save(sid, session_id, dict(chat.customer or {}))
+            # In the chat's room before its history is read: a message stored after the read reaches this socket
+            # live (one stored just before may come both ways; clients keep one per message id), none falls between.
+            await self.sockets.join(sid, chat_room(session_id))
             past = [m for m in await store.history(s, session_id) if m.sender not in AGENT_ONLY]
             ticket = await tickets.open_ticket_of(s, session_id) if chat.status == "queued" else None
             queued = await queues.status_of(s, ticket) if ticket is not None else None
-        # The record travels with each message to Rasa (the handoff card shows it) without a read per message.
-        await self.sockets.save(sid, session_id, dict(chat.customer or {}))
-        await self.sockets.join(sid, chat_room(session_id))
         await self.out.emit(events.SESSION_CONFIRM, events.SessionConfirm(session_id), to=sid)
         history = events.HistoryPayload(
             session_id=session_id, status=chat.status, messages=[history_message(m) for m in past],
