@@ -17,6 +17,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import rasa_hotspots
+
+rasa_hotspots.install()  # Rasa loads this module before it serves: the per-turn hot spots are fixed from the start
+
 TOP_INTENTS = 3
 
 
