@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from limits import parse_many
 from redis import asyncio as aioredis
 from sqlalchemy import func, select
 
@@ -98,6 +99,52 @@ async def test_an_agent_socket_has_one_budget_for_all_its_events() -> None:
         await gate("a1", events.DIRECTORY)
     assert getattr(refused.value, "code", None) == "rate_limited"
     await gate("a2", events.SYNC)  # another socket has its own
+
+
+async def test_in_memory_windows_answer_as_limits_own_moving_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """InMemoryWindows against limits' MovingWindowRateLimiter on its MemoryStorage: the same test, hit and
+    window stats at every step of a seeded schedule over two keys and two windows, on one fake clock."""
+    import random
+    import time
+
+    from limits.aio.storage import MemoryStorage
+    from limits.aio.strategies import MovingWindowRateLimiter
+
+    from handoff.ratelimit import InMemoryWindows
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    ours, theirs = InMemoryWindows(), MovingWindowRateLimiter(MemoryStorage())
+    items = parse_many("3 per second; 5 per 10 seconds")
+    rng = random.Random(7)
+    refused = 0
+    for _ in range(400):
+        # jittered: limits itself counts an event exactly one window old as in (hit) and as out (test)
+        clock[0] += rng.choice([0.0, 0.0, 0.0, 0.02, 0.05, 0.1, 0.3, 0.9, 2.5, 11.0]) + rng.random() * 1e-4
+        item, key = rng.choice(items), rng.choice(["a", "b"])
+        assert await ours.test(item, "f", key) == await theirs.test(item, "f", key)
+        hit = await ours.hit(item, "f", key)
+        assert hit == await theirs.hit(item, "f", key)
+        refused += not hit
+        mine, limits_own = await ours.get_window_stats(item, "f", key), await theirs.get_window_stats(item, "f", key)
+        assert mine.remaining == limits_own.remaining
+        if mine.remaining == 0:
+            assert mine.reset_time == pytest.approx(limits_own.reset_time)
+    assert refused > 20  # the schedule does fill the windows
+
+
+async def test_in_memory_windows_forget_idle_keys() -> None:
+    from handoff.ratelimit import InMemoryWindows
+
+    windows = InMemoryWindows()
+    windows.SWEEP_EVERY = 10
+    item = parse_many("100 per 1 second")[0]
+    for n in range(9):
+        assert await windows.hit(item, "f", f"socket{n}")
+    assert len(windows) == 9
+    await asyncio.sleep(1.05)
+    assert await windows.hit(item, "f", "last")  # the 10th event sweeps the nine idle keys
+    assert len(windows) == 1
 
 
 def post_login(url: str, username: str, password: str) -> tuple[int, dict, str | None]:
