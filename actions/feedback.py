@@ -90,8 +90,7 @@ def record_answer(answer_id: str, conversation_id: str, article: Article) -> Non
 
 async def _insert(row: dict[str, Any]) -> None:
     try:
-        async with live_kb.sessions() as s, s.begin():
-            await s.execute(insert(KB_ANSWERS).values(**row))
+        await live_kb.writer.execute(insert(KB_ANSWERS).values(**row))
     except Exception:
         log.exception("could not record a KB answer")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from actions.retrain import Retrainer, train_and_load
-from common.db import create_engine, reading, session_factory
+from common.db import HotPathWriter, create_engine, reading, session_factory
 from common.settings import Settings
 from knowledge import store
 from knowledge.articles import KnowledgeBase
@@ -66,6 +66,7 @@ class KBService:
         self._lock = asyncio.Lock()
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._writer: HotPathWriter | None = None
         self._poller: asyncio.Task[None] | None = None
         self.retrainer: Retrainer | None = None
         if settings.kb_auto_retrain_s > 0:
@@ -78,6 +79,16 @@ class KBService:
             self._engine = create_engine(self.settings.db_url)
             self._sessions = session_factory(self._engine)
         return self._sessions
+
+    @property
+    def writer(self) -> HotPathWriter:
+        """Single-statement writes on every bot answer (the answer's row for reports). On SQLite they commit on the
+        loop's thread in microseconds; a transaction through aiosqlite's thread would hold the database's write
+        lock across several thread hops, and the relay's writes of the same turn would find it locked."""
+        if self._writer is None:
+            assert self.sessions is not None and self._engine is not None
+            self._writer = HotPathWriter(self._engine)
+        return self._writer
 
     async def start(self, *_: object) -> None:
         """Server-start listener: seed an empty KB, index it before the server answers, then poll for publishes."""
@@ -98,6 +109,8 @@ class KBService:
                 await self._poller
         if self.retrainer is not None:
             await self.retrainer.close()
+        if self._writer is not None:
+            self._writer.close()
         if self._engine is not None:
             await self._engine.dispose()
 
