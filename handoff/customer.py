@@ -235,11 +235,12 @@ class CustomerSide:
             await self._say(session_id, replies)
             if opened is not None:
                 await self._announce_ticket(session_id, *opened, started)
-        else:  # the common turn: the bot's answers, stored in one statement before anyone sees them
-            await self._say(session_id, await store.add_replies(self.writer, session_id, said))
-        # The bot's reading annotates the customer's message, which is stored already: it follows the reply.
-        await let_emits_leave()
-        await store.set_parse(self.writer, message_id, turn.parse)
+            # The bot's reading annotates the customer's message, which is stored already: it follows the replies.
+            await let_emits_leave()
+            await store.set_parse(self.writer, message_id, turn.parse)
+        else:  # the common turn: the bot's answers and its reading, stored in one write before anyone sees them
+            replies = await store.add_replies(self.writer, session_id, said, reading=(message_id, turn.parse))
+            await self._say(session_id, replies)
 
     async def _bot_down(
         self, sid: str, session_id: str, text: str, ack: events.Ack, failure: BotUnavailable, started: float

@@ -129,26 +129,44 @@ REPLY_INSERT = insert(MESSAGES).returning(MESSAGES.c.id)
 
 
 async def add_replies(
-    writer: HotPathWriter, conversation_id: str, replies: Sequence[tuple[str, dict[str, Any] | None]]
+    writer: HotPathWriter,
+    conversation_id: str,
+    replies: Sequence[tuple[str, dict[str, Any] | None]],
+    reading: tuple[int, dict[str, Any] | None] | None = None,
 ) -> list[Message]:
-    """Store the bot's replies to one message, in order, committed before the call returns: one statement (the
-    rows go in one INSERT ... VALUES (...), (...) RETURNING), atomic on its own, so no transaction around it."""
+    """Store the bot's replies to one message, in order, committed before the call returns, and with them the bot's
+    ``reading`` (message id, parse) of that message: one write for the turn's second half (the rows go in one
+    INSERT ... VALUES (...), (...) RETURNING, atomic on its own; the reading is one UPDATE)."""
     now = utcnow()
     rows = [
         {"conversation_id": conversation_id, "sender": "bot", "text": text, "data": data, "created_at": now}
         for text, data in replies
     ]
-    if not rows:
+    if not rows and reading is None:
         return []
+
+    def work(s: Session) -> list[int]:
+        new_ids = list(s.execute(REPLY_INSERT, rows).scalars()) if rows else []
+        if reading is not None:
+            s.execute(_SET_PARSE, {"message_id": reading[0], "new_parse": reading[1]})
+        return new_ids
+
     # Ids are handed out in row order, so the sorted ids pair with the rows.
-    new_ids = sorted(await writer.execute(REPLY_INSERT, rows))
+    new_ids = sorted(await writer.write(work))
     for _ in rows:
         telemetry.message("bot")
     return [Message(id=new_id, **row) for new_id, row in zip(new_ids, rows, strict=True)]
 
 
+_SET_PARSE = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id == bindparam("message_id"))
+    .values(parse=bindparam("new_parse", type_=MESSAGES.c.parse.type))
+)
+
+
 async def set_parse(writer: HotPathWriter, message_id: int, parse: dict[str, Any] | None) -> None:
-    await writer.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(parse=parse))
+    await writer.execute(_SET_PARSE, [{"message_id": message_id, "new_parse": parse}])
 
 
 async def history(s: AsyncSession, conversation_id: str, limit: int = 500) -> Sequence[Message]:
