@@ -20,13 +20,13 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import aiohttp
 import socketio
 from cachetools import TTLCache
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import String, case, cast, func, insert, select
+from sqlalchemy import String, Table, case, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -77,6 +77,14 @@ STOPWORDS = frozenset(
     "a an and are as at be but by can could do does for from have how i if in is it me my no not of on or our so "
     "that the this to was we what when where which who why will with you your hi hello hey please thanks thank ok okay yes yeah sure great cool bye".split()
 )
+
+
+class Chat(NamedTuple):
+    """The chat a suggestion is for, as rendering needs it (the ticket's team, the customer's record)."""
+
+    ticket_id: int
+    team: str | None
+    customer: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -346,6 +354,10 @@ def new_suggestion_id() -> int:
     return secrets.randbits(52) or 1
 
 
+SUGGESTIONS: Table = CopilotSuggestion.__table__  # type: ignore[assignment]
+ITEMS: Table = CopilotItem.__table__  # type: ignore[assignment]
+
+
 def actions_base_url(actions_webhook_url: str) -> str:
     """Settings give the action server's webhook URL; the copilot's route lives beside it."""
     return actions_webhook_url.removesuffix("/webhook")
@@ -404,8 +416,9 @@ class Copilot:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def after_customer_message(self, ticket: TicketRef, message: Message) -> None:
-        """Called once the customer's message has gone to the agent: suggestions follow, on their own task."""
+    def after_customer_message(self, ticket: TicketRef, message: Message, customer: dict[str, Any]) -> None:
+        """Called once the customer's message has gone to the agent: suggestions follow, on their own task. The
+        ticket and the customer's record come from the message's own unit of work (nothing is read again)."""
         if (
             not self.enabled
             or ticket.status != "assigned"
@@ -413,7 +426,8 @@ class Copilot:
             or not worth_suggesting(message.text)
         ):
             return
-        self._background(self._suggest_and_send(ticket.id, ticket.agent_id, message.id, message.text, "message"))
+        chat = Chat(ticket.id, ticket.team, customer)
+        self._background(self._suggest_and_send(ticket.id, ticket.agent_id, message.id, message.text, "message", chat))
 
     def after_handoff(self, ticket_id: int, to_agent_id: int) -> None:
         """An agent accepted a chat or got it by a transfer: the suggestions for the customer's last unanswered
@@ -423,9 +437,9 @@ class Copilot:
             self._background(self._handoff_and_send(ticket_id, to_agent_id))
 
     async def _suggest_and_send(
-        self, ticket_id: int, agent_id: int, message_id: int | None, question: str, context: str
+        self, ticket_id: int, agent_id: int, message_id: int | None, question: str, context: str, chat: Chat
     ) -> None:
-        out = await self.suggest(ticket_id, agent_id, message_id, question, context)
+        out = await self.suggest(ticket_id, agent_id, message_id, question, context, chat)
         if out is not None:
             await self.out.emit(events.SUGGESTIONS, out, to=agent_room(agent_id))
 
@@ -453,14 +467,20 @@ class Copilot:
         return await self.suggest(ticket_id, agent_id, asked.id, asked.text, "handoff")
 
     async def suggest(
-        self, ticket_id: int, agent_id: int, message_id: int | None, question: str, context: str
+        self,
+        ticket_id: int,
+        agent_id: int,
+        message_id: int | None,
+        question: str,
+        context: str,
+        chat: Chat | None = None,
     ) -> events.SuggestionsOut | None:
         """Rank, pick and render one set; None when the action server could not be asked. The database reads run
         while the action server ranks, and the set is stored after it is returned (the agent sees it sooner; its
         id is made here), so neither waits on the other nor on the write queue."""
         ranking, known = await asyncio.gather(
             self.source.rank(question, MAX_ARTICLES + 2),  # spares for the duplicates the policy drops
-            self._context(ticket_id, agent_id),
+            self._context(ticket_id, agent_id, chat),
         )
         if ranking is None or known is None:
             return None
@@ -475,32 +495,36 @@ class Copilot:
         return out
 
     async def _context(
-        self, ticket_id: int, agent_id: int
+        self, ticket_id: int, agent_id: int, chat: Chat | None = None
     ) -> tuple[dict[str, dict[str, object]], list[canned.Canned], set[str]] | None:
-        """What rendering needs (agent, ticket, customer), the canned responses and the agent's teams: the chat in
-        one read; the canned responses and the agent (name, teams) from a short-lived cache, as they change rarely
-        and every human-phase message needs them (issue 15: they were most of the relay's CPU per message)."""
-        async with reading(self.sessions) as s:
-            row = (
-                await s.execute(
-                    select(Ticket.id, Ticket.team, Conversation.customer)
-                    .join(Conversation, Conversation.id == Ticket.conversation_id)
-                    .where(Ticket.id == ticket_id)
-                )
-            ).first()
-            if row is None:
-                return None
-            agent = self._agents.get(agent_id)
-            if agent is None:
-                name = await s.scalar(select(Agent.name).where(Agent.id == agent_id))
-                agent = self._agents[agent_id] = (name or "", frozenset(await teams.working_teams(s, agent_id)))
-            responses = self._canned.get(ALL_CANNED)
-            if responses is None:
-                responses = self._canned[ALL_CANNED] = await teams.canned_responses(s)
+        """What rendering needs (agent, ticket, customer), the canned responses and the agent's teams: the chat as
+        given by the caller or in one read; the canned responses and the agent (name, teams) from a short-lived
+        cache, as they change rarely and every human-phase message needs them (issue 15: they were most of the
+        relay's CPU per message)."""
+        agent = self._agents.get(agent_id)
+        responses = self._canned.get(ALL_CANNED)
+        if chat is None or agent is None or responses is None:
+            async with reading(self.sessions) as s:
+                if chat is None:
+                    row = (
+                        await s.execute(
+                            select(Ticket.id, Ticket.team, Conversation.customer)
+                            .join(Conversation, Conversation.id == Ticket.conversation_id)
+                            .where(Ticket.id == ticket_id)
+                        )
+                    ).first()
+                    if row is None:
+                        return None
+                    chat = Chat(row.id, row.team, dict(row.customer or {}))
+                if agent is None:
+                    name = await s.scalar(select(Agent.name).where(Agent.id == agent_id))
+                    agent = self._agents[agent_id] = (name or "", frozenset(await teams.working_teams(s, agent_id)))
+                if responses is None:
+                    responses = self._canned[ALL_CANNED] = await teams.canned_responses(s)
         render_context: dict[str, dict[str, object]] = {
             "agent": {"name": agent[0]},
-            "ticket": {"id": row.id, "team": row.team},
-            "customer": dict(row.customer or {}),
+            "ticket": {"id": chat.ticket_id, "team": chat.team},
+            "customer": dict(chat.customer),
         }
         return render_context, list(responses), set(agent[1])
 
@@ -529,9 +553,10 @@ class Copilot:
         ]  # fmt: skip
 
         def store_it(s: Session) -> None:
-            s.execute(insert(CopilotSuggestion), shown)  # the set before its items (their foreign key)
+            # On the tables, not the mapped classes: the ORM's bulk-insert machinery was most of this write's cost.
+            s.execute(insert(SUGGESTIONS), shown)  # the set before its items (their foreign key)
             if items:
-                s.execute(insert(CopilotItem), items)
+                s.execute(insert(ITEMS), items)
 
         await self.writer.write(store_it)
 

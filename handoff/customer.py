@@ -162,24 +162,23 @@ class CustomerSide:
         record = identity.merge(known, customer)
         for_bot = self.policy.for_bot(uttered.message)
 
-        def store_it() -> Awaitable[tuple[store.StoredMessage, str, bool, tickets.TicketRef | None]]:
-            def work(s: Session) -> tuple[store.StoredMessage, str, bool, tickets.TicketRef | None]:
-                stored, phase, paused = store.add_customer_message(
-                    s, session_id, uttered.message, uttered.client_id, customer
-                )
+        def store_it() -> Awaitable[tuple[store.StoredMessage, store.ConversationState, tickets.TicketRef | None]]:
+            def work(s: Session) -> tuple[store.StoredMessage, store.ConversationState, tickets.TicketRef | None]:
+                stored, chat = store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
                 # Away from the bot, the agent's ticket is read in the same unit of work: no second round trip.
-                ticket = tickets.open_ticket_in(s, session_id) if phase != conversation.Phase.BOT else None
-                return stored, phase, paused, ticket
+                ticket = tickets.open_ticket_in(s, session_id) if chat.status != conversation.Phase.BOT else None
+                return stored, chat, ticket
 
             return self.writer.write(work)
 
         bot_reading: Reading[tuple[BotTurn | None, BotUnavailable | None]] | None = None
         if self.last_phase.get(sid, conversation.Phase.BOT) == conversation.Phase.BOT:
-            (stored, phase, paused, ticket), bot_reading = await while_storing(
+            (stored, chat, ticket), bot_reading = await while_storing(
                 self._ask_bot(session_id, for_bot, record), store_it
             )
         else:  # with a person last time: most likely still, so Rasa is not asked for a reading nobody would use
-            stored, phase, paused, ticket = await store_it()
+            stored, chat, ticket = await store_it()
+        phase, paused = chat.status, chat.bot_paused
         self.last_phase[sid] = phase
         ack = events.Ack(ok=True, message_id=stored.message.id, client_id=uttered.client_id)
         route = conversation.route_customer_message(phase, stored.created)
@@ -188,7 +187,7 @@ class CustomerSide:
         if route is Route.DUPLICATE:
             return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
         if route is Route.AGENT:
-            await self._to_agent(session_id, stored.message, ticket)
+            await self._to_agent(session_id, stored.message, ticket, chat.customer)
             return ack.model_dump(exclude_none=True)
         turn, failure = await (bot_reading.result() if bot_reading else self._ask_bot(session_id, for_bot, record))
         if failure is None and conversation.must_resume_before_answering(phase, paused):
@@ -217,7 +216,9 @@ class CustomerSide:
         except BotUnavailable as exc:
             return None, exc
 
-    async def _to_agent(self, session_id: str, message: Message, ticket: tickets.TicketRef | None) -> None:
+    async def _to_agent(
+        self, session_id: str, message: Message, ticket: tickets.TicketRef | None, customer: dict[str, Any]
+    ) -> None:
         """Human phase: pass the stored message to the seated agent, if one is seated yet."""
         if ticket is None:
             return
@@ -226,7 +227,7 @@ class CustomerSide:
             events.CHAT_MESSAGE, events.ChatMessage(ticket_id=ticket.id, message=history_message(message)), to=room
         )
         if self.copilot is not None:  # only now, after the message has left: suggestions never delay it
-            self.copilot.after_customer_message(ticket, message)
+            self.copilot.after_customer_message(ticket, message, customer)
 
     async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn, started: float) -> None:
         said = [split_reply(rasa_message) for rasa_message in turn.messages]

@@ -117,12 +117,13 @@ def add_message(
 
 def add_customer_message(
     s: Session, session_id: str, text: str, client_id: str | None, customer: dict[str, Any] | None
-) -> tuple[StoredMessage, str, bool]:
-    """A customer's message, stored once, with what the relay must know to route it: the conversation's phase and
-    whether Rasa is paused. Each statement is fine on its own (see ``HotPathWriter.write``)."""
+) -> tuple[StoredMessage, ConversationState]:
+    """A customer's message, stored once, with the conversation as the relay must know it to route the message
+    (its phase, whether Rasa is paused) and to tell the agent's copilot (the customer's record). Each statement is
+    fine on its own (see ``HotPathWriter.write``)."""
     conversation = open_conversation(s, session_id, customer)
     stored = add_message(s, session_id, "customer", text, client_id=client_id)
-    return stored, conversation.status, conversation.bot_paused
+    return stored, conversation
 
 
 REPLY_INSERT = insert(MESSAGES).returning(MESSAGES.c.id)

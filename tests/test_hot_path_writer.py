@@ -81,10 +81,11 @@ async def _customer_messages_round_trip(url: str, one_transaction: bool) -> None
     sessions = session_factory(engine)
     writer = HotPathWriter(engine)
     try:
-        first, status, paused = await writer.write(_customer_message("conv-w0004", "hi", "c1", {"name": "Ana"}))
-        again, _, _ = await writer.write(_customer_message("conv-w0004", "hi", "c1"))
-        other, _, _ = await writer.write(_customer_message("conv-w0004", "hello?", "c2", {"email": "a@b.example"}))
-        assert status == "bot" and not paused and first.created and not again.created and other.created
+        first, chat = await writer.write(_customer_message("conv-w0004", "hi", "c1", {"name": "Ana"}))
+        again, _ = await writer.write(_customer_message("conv-w0004", "hi", "c1"))
+        other, later = await writer.write(_customer_message("conv-w0004", "hello?", "c2", {"email": "a@b.example"}))
+        assert chat.status == "bot" and not chat.bot_paused and first.created and not again.created and other.created
+        assert chat.customer == {"name": "Ana"} and later.customer == {"name": "Ana", "email": "a@b.example"}
         assert again.message.id == first.message.id and other.message.id > first.message.id
 
         def fails(s: Session) -> None:
@@ -142,9 +143,9 @@ async def test_a_locked_sqlite_database_is_waited_for_not_failed(tmp_path: Path)
         await asyncio.sleep(0.3)
         assert not asking.done() and not replying.done()
         other.execute("COMMIT")
-        stored, status, _ = await asyncio.wait_for(asking, 10)
+        stored, chat = await asyncio.wait_for(asking, 10)
         replies = await asyncio.wait_for(replying, 10)
-        assert stored.created and status == "bot" and replies[0].text == "Hello!"
+        assert stored.created and chat.status == "bot" and replies[0].text == "Hello!"
         async with sessions() as s:
             assert [m.text for m in await store.history(s, "conv-w0005")] == ["anyone there?", "Hello!"]
     finally:
