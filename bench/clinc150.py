@@ -10,7 +10,8 @@ The dataset is read where it lies (``--data``, else ``$WARMLINE_DATASETS/clinc15
 The Rasa reference (default DIET pipeline, bench/rasa_reference.py) takes about an hour to train here, so it is
 only measured from its cache under ``--rasa-cache`` (keyed by a hash of the NLU data and config);
 ``--rasa-train-only`` fills that cache (run it in the background, niced). ``--fit-calibration`` re-derives the
-calibration constants and default thresholds in knowledge/retrieval.py from the validation split.
+calibration constants and default thresholds in knowledge/retrieval.py from the validation split;
+``--demo-check`` scores the demo KB's probe messages (knowledge/demo/probes.yml) with each mode's calibration.
 """
 
 from __future__ import annotations
@@ -491,6 +492,38 @@ def fit_constants(splits: Splits, kb: KnowledgeBase, log: Callable[[str], None])
             print(f"  thresholds ({label}): Thresholds({th.answer:.4f}, {th.choices:.4f})")
 
 
+DEMO_KB = REPO / "knowledge" / "demo" / "articles.yml"
+DEMO_PROBES = REPO / "knowledge" / "demo" / "probes.yml"
+
+
+def demo_check(log: Callable[[str], None]) -> None:
+    """Score the demo KB's probe messages (knowledge/demo/probes.yml) with each mode's calibration and default
+    thresholds, built as the live bot builds it (no out-of-scope examples): a calibration fitted on CLINC150 must
+    still escalate off-topic messages on a 32-article KB."""
+    import yaml
+
+    from knowledge.importers import parse_yaml
+
+    kb = parse_yaml(DEMO_KB.read_text(encoding="utf-8"))
+    probes = yaml.safe_load(DEMO_PROBES.read_text(encoding="utf-8"))
+    frozen = SentenceEmbedder()
+    started = time.perf_counter()
+    tuned = finetune.fine_tune(kb, base=frozen)
+    log(f"demo KB: fine-tuned in {time.perf_counter() - started:.1f} s ({tuned.steps} steps)")
+    texts = list(probes["off_topic"]) + [t for t, _ in probes["in_scope"]]
+    expected = [ESCALATE] * len(probes["off_topic"]) + [a for _, a in probes["in_scope"]]
+    for embedder in (frozen, tuned):
+        retriever = R.Retriever.build(kb, embedder=embedder)
+        th = retriever.default_thresholds
+        print(f"demo KB, mode {retriever.mode}: answer >= {th.answer:.4f}, choices >= {th.choices:.4f}")
+        for text, want in zip(texts, expected, strict=True):
+            ranked = retriever.rank(text, R.MAX_CHOICES)
+            decision = R.decide_from_ranking(ranked, th)
+            got = {"answer": decision.candidates[0].article_id, "escalate": ESCALATE}.get(decision.kind, "choices")
+            mark = "ok " if got == want else "BAD"
+            print(f"  {mark} {ranked[0].score:.3f} {decision.kind:8s} {ranked[0].article_id:28s} {text!r}")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Report
 
@@ -527,6 +560,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="re-derive retrieval.py's calibration constants and default thresholds on val + oos_val, then exit",
     )
+    parser.add_argument(
+        "--demo-check",
+        action="store_true",
+        help="score knowledge/demo/probes.yml on the demo KB with each mode's calibration and default thresholds",
+    )
     parser.add_argument("--skip-tfidf-only", action="store_true", help="skip the Warmline TF-IDF-only variant")
     parser.add_argument(
         "--shots",
@@ -544,6 +582,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    if args.demo_check:
+        demo_check(log)
+        return 0
 
     data = dataset_path(args.data)
     full = load_splits(data)
