@@ -807,7 +807,9 @@ def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dic
     rasa_ms = rest_row["rasa_cpu_ms_per_turn"]
     actions_ms = rest_row["actions_cpu_ms_per_turn"]
     relay_human_ms = human["relay_cpu_ms_per_message"]
-    spread = e_rows[-1]["of_one_process"] or 1.0  # the cost of many processes on one Redis, measured at the most
+    # The cost of many processes on one Redis, measured at the most; never planned below 1 (a run where 4 processes
+    # cost less per message than one reflects fuller batches on 2 shared cores, not a saving to count on).
+    spread = max(1.0, e_rows[-1]["of_one_process"] or 1.0)
     own_cores = (turns_per_s * relay_bot_ms + human_msgs_per_s * relay_human_ms * spread) / 1000
     # Each emit is decoded by the processes holding its room, not by every process (handoff/pubsub.py).
     foreign_us = figures["e_processes"].get("foreign_emit_cpu_us", 0.0)
