@@ -51,8 +51,12 @@ from knowledge.embeddings import Embedder, default_embedder, encode_texts
 # per intent (``--fit-calibration --shots 10``, 2026-12-01) was tried and not adopted: on the 32-article demo KB
 # it answered off-topic messages ("what's the weather tomorrow" scored 0.81), because log p and the energy depend
 # on the number of articles. The benchmark re-tunes the thresholds on each KB's validation data; a deployment
-# should do the same on its own labelled traffic (``knowledge.tuning``). Without embeddings only the first two
-# features are used: energy and the best-match similarity are on scales that depend on the KB's size there.
+# should do the same on its own labelled traffic (``knowledge.tuning``). A second pass (2026-12-01: a Mahalanobis
+# distance to the articles' means, features free of the KB's size, the runner-up margin, the centroid cosine,
+# a calibration of the tuned mode's own, its own SVM weight) was no better on validation over three few-shot
+# cuts (docs/benchmarks.md); tests/test_demo_probes.py checks any new calibration on the demo KB. Without
+# embeddings only the first two features are used: energy and the best-match similarity are on scales that
+# depend on the KB's size there.
 Mode = Literal["tuned", "embeddings", "tfidf"]
 CALIBRATIONS: dict[Mode, tuple[tuple[float, ...], float]] = {
     "tuned": ((2.3648, 0.7825, 0.3969, 0.2794), -0.9778),
