@@ -178,7 +178,7 @@ class HotPathWriter:
 
         return await self._on_loop_first(on_loop, usual)
 
-    async def write(self, work: Callable[[Session], T]) -> T:
+    async def write(self, work: Callable[[Session], T], atomic: bool = False) -> T:
         """Run ``work``, a few statements that belong together, and commit; returns what it returns.
 
         On SQLite: one transaction (on the loop's thread it costs nothing to have one). ``work`` may run twice, once
@@ -186,7 +186,9 @@ class HotPathWriter:
         each statement commits on its own: at READ COMMITTED a transaction would give these statements no more
         isolation (each sees what was committed when it starts), and its BEGIN and COMMIT would be two more round
         trips. ``work`` must therefore be written so that stopping after any statement leaves nothing wrong (the
-        customer's message: creating the conversation and merging its details are each fine on their own).
+        customer's message: creating the conversation and merging its details are each fine on their own), or be
+        run ``atomic``: one transaction on PostgreSQL too (an agent accepting a chat: the seat, its segment and the
+        "joined" message stand or fall together). An exception from ``work`` rolls everything back.
         """
 
         def on_loop(engine: sqlalchemy.Engine) -> T:
@@ -194,7 +196,7 @@ class HotPathWriter:
                 return work(s)
 
         async def usual() -> T:
-            if self._writes is None:  # PostgreSQL
+            if self._writes is None and not atomic:  # PostgreSQL
                 async with _autocommit(self._sessions) as s:
                     return await s.run_sync(work)
             async with self._sessions() as s, s.begin():

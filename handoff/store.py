@@ -170,9 +170,13 @@ async def set_parse(writer: HotPathWriter, message_id: int, parse: dict[str, Any
     await writer.execute(_SET_PARSE, [{"message_id": message_id, "new_parse": parse}])
 
 
-async def history(s: AsyncSession, conversation_id: str, limit: int = 500) -> Sequence[Message]:
+def history_in(s: Session, conversation_id: str, limit: int = 500) -> Sequence[Message]:
     """The last ``limit`` messages of a conversation, oldest first."""
-    result = await s.execute(
+    result = s.execute(
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id.desc()).limit(limit)
     )
     return list(reversed(result.scalars().all()))
+
+
+async def history(s: AsyncSession, conversation_id: str, limit: int = 500) -> Sequence[Message]:
+    return await s.run_sync(history_in, conversation_id, limit)

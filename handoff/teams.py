@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from handoff import tickets
 from handoff.canned import Canned
@@ -20,8 +21,12 @@ PRESENCE = ("online", "away", "offline")
 DEFAULT_TEAM = "support"
 
 
+def all_teams_in(s: Session) -> Sequence[Team]:
+    return list(s.execute(select(Team).order_by(Team.name)).scalars())
+
+
 async def all_teams(s: AsyncSession) -> Sequence[Team]:
-    return list((await s.execute(select(Team).order_by(Team.name))).scalars())
+    return await s.run_sync(all_teams_in)
 
 
 async def canned_responses(s: AsyncSession) -> list[Canned]:
@@ -35,21 +40,29 @@ async def team_infos(s: AsyncSession) -> list[TeamInfo]:
     return [TeamInfo(t.name, t.is_default, t.hours) for t in await all_teams(s)]
 
 
+def by_name_in(s: Session, name: str) -> Team | None:
+    return s.execute(select(Team).where(Team.name == name)).scalar_one_or_none()
+
+
 async def by_name(s: AsyncSession, name: str) -> Team | None:
-    return (await s.execute(select(Team).where(Team.name == name))).scalar_one_or_none()
+    return await s.run_sync(by_name_in, name)
 
 
-async def default_team(s: AsyncSession) -> Team:
+def default_team_in(s: Session) -> Team:
     """The default team, created if an operator deleted it: escalations must always have somewhere to go."""
-    team = (await s.execute(select(Team).where(Team.is_default.is_(True)).limit(1))).scalar_one_or_none()
+    team = s.execute(select(Team).where(Team.is_default.is_(True)).limit(1)).scalar_one_or_none()
     if team is None:
-        team = await by_name(s, DEFAULT_TEAM)
+        team = by_name_in(s, DEFAULT_TEAM)
         if team is None:
             team = Team(name=DEFAULT_TEAM, title="Support", is_default=True)
             s.add(team)
         team.is_default = True
-        await s.flush()
+        s.flush()
     return team
+
+
+async def default_team(s: AsyncSession) -> Team:
+    return await s.run_sync(default_team_in)
 
 
 async def save_team(s: AsyncSession, name: str, title: str, hours: dict[str, Any] | None, is_default: bool) -> Team:
@@ -66,16 +79,24 @@ async def save_team(s: AsyncSession, name: str, title: str, hours: dict[str, Any
     return team
 
 
-async def teams_of(s: AsyncSession, agent_id: int) -> set[str]:
-    result = await s.execute(
+def teams_of_in(s: Session, agent_id: int) -> set[str]:
+    result = s.execute(
         select(Team.name).join(TeamMember, TeamMember.team_id == Team.id).where(TeamMember.agent_id == agent_id)
     )
     return set(result.scalars())
 
 
-async def working_teams(s: AsyncSession, agent_id: int) -> set[str]:
+async def teams_of(s: AsyncSession, agent_id: int) -> set[str]:
+    return await s.run_sync(teams_of_in, agent_id)
+
+
+def working_teams_in(s: Session, agent_id: int) -> set[str]:
     """The queues an agent works: their teams, or the default team for an agent in none."""
-    return await teams_of(s, agent_id) or {(await default_team(s)).name}
+    return teams_of_in(s, agent_id) or {default_team_in(s).name}
+
+
+async def working_teams(s: AsyncSession, agent_id: int) -> set[str]:
+    return await s.run_sync(working_teams_in, agent_id)
 
 
 async def set_teams(s: AsyncSession, agent_id: int, names: Sequence[str]) -> set[str]:

@@ -112,27 +112,36 @@ async def assigned_to(s: AsyncSession, agent_id: int) -> Sequence[Ticket]:
     return list(result.scalars())
 
 
-async def _move(s: AsyncSession, ticket_id: int, *conditions: Any, **values: Any) -> Ticket | None:
+def _move_in(s: Session, ticket_id: int, *conditions: Any, **values: Any) -> Ticket | None:
     """One atomic conditional UPDATE of the ticket; the updated ticket, or None if ``conditions`` no longer held
     (another agent or process got there first)."""
-    result = await s.execute(update(Ticket).where(Ticket.id == ticket_id, *conditions).values(**values))
+    result = s.execute(update(Ticket).where(Ticket.id == ticket_id, *conditions).values(**values))
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    ticket = await s.get(Ticket, ticket_id, populate_existing=True)
+    ticket = s.get(Ticket, ticket_id, populate_existing=True)
     assert ticket is not None
     return ticket
 
 
-async def accept(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | None:
-    """Seat the agent; None if the ticket is gone or someone else took it (one atomic conditional update)."""
-    ticket = await _move(
+async def _move(s: AsyncSession, ticket_id: int, *conditions: Any, **values: Any) -> Ticket | None:
+    return await s.run_sync(_move_in, ticket_id, *conditions, **values)
+
+
+def accept_in(s: Session, ticket_id: int, agent_id: int) -> Ticket | None:
+    """Seat the agent; None if the ticket is gone or someone else took it (one atomic conditional update). A plain
+    function over a sync session: the agent's accept runs it on the hot-path writer (``AgentSide.accept``)."""
+    ticket = _move_in(
         s, ticket_id, Ticket.status == "queued", status="assigned", agent_id=agent_id, accepted_at=utcnow()
     )
     if ticket is None:
         return None
-    await _set_status(s, ticket.conversation_id, Move.ACCEPT)
+    _set_status_in(s, ticket.conversation_id, Move.ACCEPT)
     s.add(TicketSegment(ticket_id=ticket.id, agent_id=agent_id, team=ticket.team))
     return ticket
+
+
+async def accept(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | None:
+    return await s.run_sync(accept_in, ticket_id, agent_id)
 
 
 async def resolve(s: AsyncSession, ticket_id: int, agent_id: int) -> Ticket | None:
@@ -192,12 +201,16 @@ async def recent_handle_times(s: AsyncSession, team: str | None, limit: int = 50
     return [seconds_between(r.started_at, r.ended_at) for r in reversed(rows) if r.ended_at is not None]
 
 
-async def active_counts(s: AsyncSession) -> dict[int, int]:
+def active_counts_in(s: Session) -> dict[int, int]:
     """Open chats per agent right now (what capacity is measured against)."""
-    result = await s.execute(
+    result = s.execute(
         select(Ticket.agent_id, func.count()).where(Ticket.status == "assigned").group_by(Ticket.agent_id)
     )
     return {int(agent_id): int(n) for agent_id, n in result.all() if agent_id is not None}
+
+
+async def active_counts(s: AsyncSession) -> dict[int, int]:
+    return await s.run_sync(active_counts_in)
 
 
 async def _end_segment(s: AsyncSession, ticket_id: int, agent_id: int, how: str) -> None:
@@ -236,13 +249,17 @@ async def rate(s: AsyncSession, ticket_id: int, conversation_id: str, score: int
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-async def _set_status(s: AsyncSession, conversation_id: str, move: Move) -> None:
+def _set_status_in(s: Session, conversation_id: str, move: Move) -> None:
     """The conversation follows its ticket, only by a move the core allows from where it stands (one conditional
     UPDATE); anything else rolls the caller's transaction back."""
-    result = await s.execute(
+    result = s.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.status.in_(sorted(sources(move))))
         .values(status=target(move), updated_at=utcnow())
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise IllegalMove()
+
+
+async def _set_status(s: AsyncSession, conversation_id: str, move: Move) -> None:
+    await s.run_sync(_set_status_in, conversation_id, move)
