@@ -160,9 +160,17 @@ class AgentSide:
             for ticket in await tickets.waiting(s, working, unrouted=default in working):
                 position = await tickets.queue_position(s, ticket)
                 queue.append(summary(ticket, await s.get(Conversation, ticket.conversation_id), position))
+            joined = [t.conversation_id for t in await tickets.assigned_to(s, agent_id)]
+        # Into the chats' rooms before their transcripts are read: a message stored in between then arrives live
+        # (one stored just before may arrive both ways; the console keeps one per message id). Read first, it would
+        # be in neither (seen in the relay-restart fault test, tests/test_faults_processes.py).
+        for conversation_id in joined:
+            await self.sio.enter_room(sid, chat_room(conversation_id), namespace=NS)
+        async with reading(self.sessions) as s:
             chats = [await self.detail(s, t) for t in await tickets.assigned_to(s, agent_id)]
-        for chat in chats:
-            await self.sio.enter_room(sid, chat_room(chat.ticket.conversation_id), namespace=NS)
+        for chat in chats:  # one given to this agent between the two reads
+            if chat.ticket.conversation_id not in joined:
+                await self.sio.enter_room(sid, chat_room(chat.ticket.conversation_id), namespace=NS)
         for team in working:  # memberships may have changed since connect (an admin edited them)
             await self.sio.enter_room(sid, team_room(team), namespace=NS)
         return {

@@ -163,6 +163,9 @@
   function onChatMessage(event) {
     const chat = state.chats.get(event.ticket_id);
     if (!chat) return;
+    // After a reconnect a message can come both live and in the transcript of the sync (the relay joins the
+    // chat's room before it reads the transcript, so that none falls between): keep one per message id.
+    if (chat.messages.some(function (m) { return m.message_id === event.message.message_id; })) return;
     chat.messages.push(event.message);
     if (state.current === event.ticket_id) { renderMessage(event.message); markRead(); }
     else if (event.message.sender === "customer") {
