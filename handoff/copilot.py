@@ -82,7 +82,6 @@ STOPWORDS = frozenset(
 class Chat(NamedTuple):
     """The chat a suggestion is for, as rendering needs it (the ticket's team, the customer's record)."""
 
-    ticket_id: int
     team: str | None
     customer: dict[str, Any]
 
@@ -426,7 +425,7 @@ class Copilot:
             or not worth_suggesting(message.text)
         ):
             return
-        chat = Chat(ticket.id, ticket.team, customer)
+        chat = Chat(ticket.team, customer)
         self._background(self._suggest_and_send(ticket.id, ticket.agent_id, message.id, message.text, "message", chat))
 
     def after_handoff(self, ticket_id: int, to_agent_id: int) -> None:
@@ -508,14 +507,14 @@ class Copilot:
                 if chat is None:
                     row = (
                         await s.execute(
-                            select(Ticket.id, Ticket.team, Conversation.customer)
+                            select(Ticket.team, Conversation.customer)
                             .join(Conversation, Conversation.id == Ticket.conversation_id)
                             .where(Ticket.id == ticket_id)
                         )
                     ).first()
                     if row is None:
                         return None
-                    chat = Chat(row.id, row.team, dict(row.customer or {}))
+                    chat = Chat(row.team, dict(row.customer or {}))
                 if agent is None:
                     name = await s.scalar(select(Agent.name).where(Agent.id == agent_id))
                     agent = self._agents[agent_id] = (name or "", frozenset(await teams.working_teams(s, agent_id)))
@@ -523,7 +522,7 @@ class Copilot:
                     responses = self._canned[ALL_CANNED] = await teams.canned_responses(s)
         render_context: dict[str, dict[str, object]] = {
             "agent": {"name": agent[0]},
-            "ticket": {"id": chat.ticket_id, "team": chat.team},
+            "ticket": {"id": ticket_id, "team": chat.team},
             "customer": dict(chat.customer),
         }
         return render_context, list(responses), set(agent[1])
