@@ -277,7 +277,13 @@ HISTORY = _event("history", HistoryPayload, _C, _OUT, "The chat so far, after se
 
 
 class QueueStatus(Payload):
-    """Where a waiting customer stands, live. ``wait_s`` is None when no one is online."""
+    """Where a waiting customer stands, live. ``wait_s`` is None when no one is online.
+
+    ``as_of_message_id`` is the conversation's newest message id when the status was read. A status read just
+    before an agent accepted can arrive after the "joined" message (another task or relay process sent it); a
+    client ignores one older than the last agent message it has seen. After a transfer back to a queue the status
+    is read after the "transferred" message, so it shows again.
+    """
 
     ticket_id: int
     team: str
@@ -286,6 +292,7 @@ class QueueStatus(Payload):
     wait_text: str = ""
     availability: str = "open"  # open | no_agents | closed
     opens_at: str | None = None
+    as_of_message_id: int = 0
 
 
 QUEUE_POSITION = _event("queue_position", QueueStatus, _C, _OUT, "Position and estimated wait while queued.")

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import utcnow
 from common.db import reading
-from handoff import events, routing, teams, telemetry, tickets, views
+from handoff import events, routing, store, teams, telemetry, tickets, views
 from handoff.conversation import agent_room, chat_room
 from handoff.models import Conversation, Ticket
 from handoff.outbox import Outbox
@@ -66,15 +66,22 @@ def queue_positions(queued: Sequence[Ticket]) -> dict[int, int]:
 
 
 async def status_of(
-    s: AsyncSession, ticket: Ticket, state: TeamState | None = None, position: int | None = None
+    s: AsyncSession,
+    ticket: Ticket,
+    state: TeamState | None = None,
+    position: int | None = None,
+    as_of_message_id: int | None = None,
 ) -> events.QueueStatus:
     state = state or await team_state(s, ticket_team(ticket))
     position = position if position is not None else await tickets.queue_position(s, ticket)
+    if as_of_message_id is None:
+        as_of_message_id = (await store.last_message_ids(s, [ticket.conversation_id]))[ticket.conversation_id]
     wait_s = routing.estimate_wait_s(position, state.agents, state.handle_s)
     return events.QueueStatus(
         ticket_id=ticket.id, team=state.info.name, position=position,
         wait_s=None if wait_s is None else round(wait_s), wait_text=routing.wait_text(wait_s),
         availability=state.availability.status, opens_at=state.availability.opens_at,
+        as_of_message_id=as_of_message_id,
     )  # fmt: skip
 
 
@@ -133,7 +140,11 @@ class Dispatcher:
             waiting = [t for t in queued if ticket_team(t) == team]
             telemetry.queue_waiting(team, len(waiting))
             offers = routing.plan_offers([(t.id, t.offered_to) for t in waiting], state.agents)
-            statuses = [(t.conversation_id, await status_of(s, t, state, positions[t.id])) for t in waiting]
+            last_ids = await store.last_message_ids(s, [t.conversation_id for t in waiting])
+            statuses = [
+                (t.conversation_id, await status_of(s, t, state, positions[t.id], last_ids[t.conversation_id]))
+                for t in waiting
+            ]
             summaries = [
                 (offers[t.id], views.summary(t, await s.get(Conversation, t.conversation_id)).model_copy(
                     update={"offered_to": offers[t.id]}))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, TextClause, TextualSelect, bindparam, insert, select, text, update
+from sqlalchemy import Table, TextClause, TextualSelect, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -180,3 +180,16 @@ def history_in(s: Session, conversation_id: str, limit: int = 500) -> Sequence[M
 
 async def history(s: AsyncSession, conversation_id: str, limit: int = 500) -> Sequence[Message]:
     return await s.run_sync(history_in, conversation_id, limit)
+
+
+async def last_message_ids(s: AsyncSession, conversation_ids: Sequence[str]) -> dict[str, int]:
+    """Each conversation's newest message id as this transaction sees it (0 for none): one indexed query."""
+    if not conversation_ids:
+        return {}
+    rows = await s.execute(
+        select(Message.conversation_id, func.max(Message.id))
+        .where(Message.conversation_id.in_(conversation_ids))
+        .group_by(Message.conversation_id)
+    )
+    found = {conversation_id: last for conversation_id, last in rows.tuples()}
+    return {conversation_id: found.get(conversation_id) or 0 for conversation_id in conversation_ids}

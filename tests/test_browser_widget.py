@@ -11,12 +11,13 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, expect
+from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, WebSocketRoute, expect
 from sqlalchemy import update
 
 from common.db import create_engine, session_factory
@@ -143,8 +144,33 @@ async def test_widget_on_another_site(stack: Stack, demo_kb: KnowledgeBase, test
             await agent.close()
 
 
+def stale_queue_status_replayer(replayed: list[str]) -> Callable[[WebSocketRoute], None]:
+    """A route that passes the relay's frames through and, right after the agent's "joined" frame, sends the page
+    the last queue status again: what happens when a queue refresh read just before the accept goes out just after
+    it (another task or relay process). The widget must keep the queue line hidden (QueueStatus.as_of_message_id)."""
+
+    def route_socket(route: WebSocketRoute) -> None:
+        server = route.connect_to_server()
+        last_status: list[str] = []
+
+        def to_page(frame: str | bytes) -> None:
+            route.send(frame)
+            if isinstance(frame, str) and '"queue_position"' in frame:
+                last_status[:] = [frame]
+            elif isinstance(frame, str) and "joined the chat." in frame and last_status:
+                replayed.append(last_status.pop())
+                route.send(replayed[-1])
+
+        server.on_message(to_page)
+        route.on_message(server.send)
+
+    return route_socket
+
+
 async def widget_walkthrough(browser: Browser, site: str, agent: AgentClient, answer: str, out: Path) -> None:
     page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    replayed: list[str] = []
+    await page.route_web_socket("**/socket.io/**", stale_queue_status_replayer(replayed))
     logs = console_log(page)
     dialogs: list[str] = []
 
@@ -219,13 +245,15 @@ async def widget_walkthrough(browser: Browser, site: str, agent: AgentClient, an
     await expect(page.locator(w + ".msg--pending")).to_have_count(0)  # every message acknowledged by the relay
     assert (await agent.call("accept", {"ticket_id": ticket_id}))["ok"]
     await expect(page.locator(w + ".msg--system").last).to_have_text("Dana joined the chat.")
-    await expect(page.locator(w + "#queue-status")).to_be_hidden()
+    await expect(page.locator(w + "#queue-status")).to_be_hidden()  # the stale status replayed after it is dropped
 
     # Typing both ways, the agent's reply, read receipts both ways.
     await page.locator(w + "#text").press_sequentially("are you")
     await agent_event(agent, "typing", ticket_id=ticket_id, sender="customer", typing=True)
     await agent.call("typing", {"ticket_id": ticket_id, "typing": True})
     await expect(page.locator(w + "#typing")).to_have_text("Dana is typing…")
+    # The typing event came after the replayed status, so the widget has read it by now, and dropped it.
+    assert len(replayed) == 1 and await page.locator(w + "#queue-status").is_hidden()
     await page.locator(w + "#text").fill("")
     await agent.call(
         "agent_message", {"ticket_id": ticket_id, "text": "Hi, Dana here.", "client_id": str(uuid.uuid4())}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from handoff import events, tickets
+from handoff import events, queues, tickets
 from handoff.conversation import chat_room, team_room
 from handoff.customer import BOT_DOWN_TEXT, HUMAN_PAYLOAD
 from handoff.models import Conversation, Message, Ticket
@@ -173,6 +173,36 @@ async def test_a_transfer_to_another_agent_moves_the_seat_with_a_note_only_agent
     async with relay.sessions() as s:
         ticket = await s.get(Ticket, ticket_id)
         assert ticket is not None and ticket.agent_id == bea
+
+
+async def test_a_queue_status_says_which_messages_it_was_read_after(relay: Relay) -> None:
+    # A status read just before the accept (a queue refresh in flight) can reach the customer after "joined": its
+    # as_of_message_id is below the joined message's id, so the widget drops it. After a transfer back to a queue,
+    # the refresh reads past the "transferred" message, so its status shows again.
+    ticket_id = await escalate(relay)
+    await relay.dispatcher.settled()
+    async with relay.sessions() as s:
+        ticket = await s.get(Ticket, ticket_id)
+        assert ticket is not None
+        stale = await queues.status_of(s, ticket)
+    assert stale.as_of_message_id == max(m.data["metadata"]["message_id"] for m in relay.sio.sent("bot_uttered"))
+    # The escalation's own status is read before its "you're in the queue" message is stored, the refresh's after.
+    assert [p.data["as_of_message_id"] for p in relay.sio.sent("queue_position")][-1] == stale.as_of_message_id
+    assert all(0 < p.data["as_of_message_id"] <= stale.as_of_message_id for p in relay.sio.sent("queue_position"))
+    await seat_agent(relay)
+    await relay.sio.call(A, "accept", "a1", {"ticket_id": ticket_id})
+    (joined,) = [e for e in relay.sio.sent("bot_uttered") if e.data.get("text") == "Ada joined the chat."]
+    assert joined.data["metadata"]["agent_name"] == "Ada"
+    assert stale.as_of_message_id < joined.data["metadata"]["message_id"]
+    relay.sio.clear()
+    ack = await relay.sio.call(A, "transfer", "a1", {"ticket_id": ticket_id, "to_team": "support", "note": "n"})
+    assert ack["ok"]
+    await relay.dispatcher.settled()
+    (told,) = relay.sio.sent("bot_uttered")
+    assert told.data["text"].startswith("Ada transferred you to our")
+    fresh = relay.sio.sent("queue_position")[-1]
+    assert fresh.data["ticket_id"] == ticket_id
+    assert fresh.data["as_of_message_id"] >= told.data["metadata"]["message_id"] > joined.data["metadata"]["message_id"]
 
 
 def test_a_custom_payload_goes_out_as_is() -> None:

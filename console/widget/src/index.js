@@ -146,7 +146,9 @@ function start(config) {
   const ui = mount(config);
   const t = ui.t;
   const shown = new Set(); // message ids already on screen, so history and live events never show one twice
-  const human = { on: false, lastSeen: 0, readSent: 0, agentRead: 0, typingAt: 0, idle: null, hide: null };
+  // seatedAt: the newest message id that shows a person is in the chat (an agent's message, their "joined"); a
+  // queue status read before it is stale (QueueStatus.as_of_message_id in handoff/events.py).
+  const human = { on: false, seatedAt: 0, lastSeen: 0, readSent: 0, agentRead: 0, typingAt: 0, idle: null, hide: null };
   const bot = { timer: null };
   let unread = Number(load(KEYS.unread)) || 0;
   let open = load(KEYS.open) === "1";
@@ -396,6 +398,9 @@ function start(config) {
   socket.on("history", function (history) {
     history.messages.forEach(function (m) { render(m); });
     human.on = history.status === "queued" || history.status === "agent";
+    if (history.status === "agent") {
+      history.messages.forEach(function (m) { human.seatedAt = Math.max(human.seatedAt, m.message_id || 0); });
+    }
     human.agentRead = history.agent_read_id || 0;
     renderSeen(); markRead();
   });
@@ -406,7 +411,11 @@ function start(config) {
     });
     const item = render(message);
     if (message.sender !== "system" || !human.on) botThinking(false);
-    if (message.sender === "agent" || message.agent_name) { human.on = true; ui.queueStatus.hidden = true; }
+    if (message.sender === "agent" || message.agent_name) {
+      human.on = true;
+      human.seatedAt = Math.max(human.seatedAt, message.message_id || 0);
+      ui.queueStatus.hidden = true;
+    }
     if (message.sender === "agent") ui.typingLine.hidden = true;
     if (item) incoming(message);
     markRead();
@@ -424,6 +433,7 @@ function start(config) {
   });
   socket.on("queue_position", function (status) {
     // Live: where the customer stands and roughly how long it will take (or that no one can come right now).
+    if ((status.as_of_message_id || 0) < human.seatedAt) return; // read before an agent joined, sent after
     human.on = true;
     botThinking(false);
     let text;
