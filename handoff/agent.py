@@ -157,9 +157,12 @@ class AgentSide:
             working = await self._queues_of(s, agent) if agent else set()
             default = (await teams.default_team(s)).name
             queue = []
-            for ticket in await tickets.waiting(s, working, unrouted=default in working):
+            waiting = await tickets.waiting(s, working, unrouted=default in working)
+            last_ids = await store.last_message_ids(s, [t.conversation_id for t in waiting])
+            for ticket in waiting:
                 position = await tickets.queue_position(s, ticket)
-                queue.append(summary(ticket, await s.get(Conversation, ticket.conversation_id), position))
+                conversation = await s.get(Conversation, ticket.conversation_id)
+                queue.append(summary(ticket, conversation, position, last_ids[ticket.conversation_id]))
             joined = [t.conversation_id for t in await tickets.assigned_to(s, agent_id)]
         # Into the chats' rooms before their transcripts are read: a message stored in between then arrives live
         # (one stored just before may arrive both ways; the console keeps one per message id). Read first, it would
@@ -222,7 +225,8 @@ class AgentSide:
         ticket, joined, detail = await self.writer.write(seat, atomic=True)
         room = chat_room(ticket.conversation_id)
         await self.sio.enter_room(sid, room, namespace=NS)
-        await self.out.emit(events.TICKET_TAKEN, events.TicketId(ticket_id=ticket.id), to=AGENTS_ROOM)
+        taken = events.TicketTaken(ticket_id=ticket.id, as_of_message_id=joined.message.id)
+        await self.out.emit(events.TICKET_TAKEN, taken, to=AGENTS_ROOM)
         for event in bot_uttered(joined.message, agent_name=name):
             await self.out.emit(events.BOT_UTTERED, event, to=room)
         self.dispatcher.request(queues.ticket_team(ticket))  # everyone behind moves up

@@ -296,7 +296,7 @@ class CustomerSide:
                 waiting = await s.run_sync(store.add_message, session_id, "system", queues.queue_text(status))
                 replies.append(waiting.message)
                 if created:
-                    opened = (summary(ticket, chat, status.position), status)
+                    opened = (summary(ticket, chat, status.position, waiting.message.id), status)
         return replies, opened
 
     async def _announce_ticket(

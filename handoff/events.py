@@ -398,6 +398,16 @@ class TicketSummary(Payload):
     offered_to: int | None = None
     customer_read_id: int | None = None  # read receipts: the last message id the customer has seen
     agent_read_id: int | None = None
+    # The chat's newest message id when this was read: a console drops a waiting or offered ticket older than the
+    # ticket_taken it has seen (they come from different tasks or processes, in either order; see QueueStatus).
+    as_of_message_id: int = 0
+
+
+class TicketTaken(Payload):
+    """A ticket left the queue; ``as_of_message_id`` is its "joined" message (older queue events are stale)."""
+
+    ticket_id: int
+    as_of_message_id: int = 0
 
 
 class TicketDetail(Payload):
@@ -533,7 +543,7 @@ DIRECTORY = _event("directory", Empty, _A, _IN, "Agents and teams to transfer to
 # Relay -> agents.
 TICKET_WAITING = _event("ticket_waiting", TicketSummary, _A, _OUT, "A ticket joined a queue of the team's room.")
 TICKET_OFFERED = _event("ticket_offered", TicketSummary, _A, _OUT, "Routing chose this agent for a ticket.")
-TICKET_TAKEN = _event("ticket_taken", TicketId, _A, _OUT, "A ticket left the queue (accepted).")
+TICKET_TAKEN = _event("ticket_taken", TicketTaken, _A, _OUT, "A ticket left the queue (accepted).")
 CHAT_MESSAGE = _event("chat_message", ChatMessage, _A, _OUT, "A new message in one of the agent's chats.")
 TICKET_TRANSFERRED = _event("ticket_transferred", TransferOut, _A, _OUT, "A chat moved on; the sender leaves it.")
 CHAT_ASSIGNED = _event("chat_assigned", TransferOut, _A, _OUT, "A chat was transferred to this agent (sync to get it).")

@@ -146,8 +146,9 @@ class Dispatcher:
                 for t in waiting
             ]
             summaries = [
-                (offers[t.id], views.summary(t, await s.get(Conversation, t.conversation_id)).model_copy(
-                    update={"offered_to": offers[t.id]}))
+                (offers[t.id], views.summary(
+                    t, await s.get(Conversation, t.conversation_id), as_of_message_id=last_ids[t.conversation_id]
+                ).model_copy(update={"offered_to": offers[t.id]}))
                 for t in waiting if t.id in offers
             ]  # fmt: skip
         if offers:

@@ -9,7 +9,9 @@ from handoff.models import Conversation, Ticket
 AGENT_ONLY = frozenset({"note"})
 
 
-def summary(ticket: Ticket, conversation: Conversation | None, position: int | None = None) -> events.TicketSummary:
+def summary(
+    ticket: Ticket, conversation: Conversation | None, position: int | None = None, as_of_message_id: int = 0
+) -> events.TicketSummary:
     return events.TicketSummary(
         ticket_id=ticket.id,
         conversation_id=ticket.conversation_id,
@@ -23,4 +25,5 @@ def summary(ticket: Ticket, conversation: Conversation | None, position: int | N
         offered_to=ticket.offered_to,
         customer_read_id=conversation.customer_read_id if conversation else None,
         agent_read_id=conversation.agent_read_id if conversation else None,
+        as_of_message_id=as_of_message_id,
     )

@@ -6,14 +6,14 @@ import functools
 import os
 import shutil
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
 
 from tests.stack import Stack, free_port, settings_env
 from warmline.processes import Supervisor, services
@@ -116,3 +116,31 @@ async def serious_axe_violations(page: Page, context: str = "document") -> list[
     found = [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"]]
     print("axe-core violations (rule, impact, nodes):", found)
     return [v for v in found if v[1] in ("serious", "critical")]
+
+
+def stale_event_replayer(
+    trigger: str, events: tuple[str, ...], replayed: list[str]
+) -> Callable[[WebSocketRoute], None]:
+    """A Socket.IO WebSocket route (``page.route_web_socket``) that passes every frame through and, right after the
+    first frame containing ``trigger``, sends the page again the last frame it passed carrying one of ``events``
+    (appended to ``replayed``): what happens when an event read just before a change is sent by another task or
+    relay process just after it. Relayed events from different tasks have no order; the page must cope."""
+
+    def route_socket(route: WebSocketRoute) -> None:
+        server = route.connect_to_server()
+        last: list[str] = []
+
+        def to_page(frame: str | bytes) -> None:
+            route.send(frame)
+            if not isinstance(frame, str):
+                return
+            if any(f'"{name}"' in frame for name in events):
+                last[:] = [frame]
+            elif trigger in frame and last and not replayed:
+                replayed.append(last.pop())
+                route.send(replayed[-1])
+
+        server.on_message(to_page)
+        route.on_message(server.send)
+
+    return route_socket

@@ -4,17 +4,18 @@ resolve and the rating; HTML in messages stays text. Screenshots of the main scr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 from sqlalchemy import update
 
 from common.db import create_engine, session_factory
 from handoff.auth import create_agent
 from handoff.models import Agent, CannedResponse, Conversation, Ticket
 from knowledge.articles import KnowledgeBase
-from tests.browser import chromium, open_chat
+from tests.browser import chromium, open_chat, stale_event_replayer
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -28,8 +29,12 @@ async def send(page: Page, text: str) -> None:
     await page.press("#text", "Enter")
 
 
-async def console(browser: Browser, url: str, username: str, dialogs: list[str]) -> Page:
+async def console(
+    browser: Browser, url: str, username: str, dialogs: list[str], route: Callable[[WebSocketRoute], None] | None = None
+) -> Page:
     page = await (await browser.new_context()).new_page()
+    if route is not None:
+        await page.route_web_socket("**/socket.io/**", route)
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     await page.goto(url + "/agent")
     await page.fill("#username", username)
@@ -88,7 +93,11 @@ async def test_console_escalation_transfer_and_rating(stack: Stack, demo_kb: Kno
     dialogs: list[str] = []
     async with chromium() as browser:
         ada = await console(browser, stack.relay_url, "gina", dialogs)
-        hal_page = await console(browser, stack.relay_url, "hal", dialogs)
+        # Hal's console also gets the queue's last ticket_waiting again right after the ticket_taken: a queue event
+        # read before the take, sent after it (another task or relay process). The ticket must not come back.
+        replayed: list[str] = []
+        stale = stale_event_replayer('"ticket_taken"', ("ticket_waiting", "ticket_offered"), replayed)
+        hal_page = await console(browser, stack.relay_url, "hal", dialogs, stale)
         customer = await (await browser.new_context()).new_page()
         customer.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         await open_chat(customer, stack.relay_url + "/")
@@ -110,6 +119,11 @@ async def test_console_escalation_transfer_and_rating(stack: Stack, demo_kb: Kno
         await expect(ada.locator("#record")).to_contain_text("ticket(s)")
         await expect(customer.locator(".msg--system").last).to_have_text("Gina joined the chat.")
         await expect(customer.locator("#queue-status")).to_be_hidden()
+        await expect(hal_page.locator("#queue li")).to_have_count(0)
+        assert len(replayed) == 1
+        for _ in range(5):  # the replayed frame follows the take at once; it must leave the queue empty
+            await hal_page.wait_for_timeout(100)
+            assert await hal_page.locator("#queue li").count() == 0
 
         # Typing, both ways.
         await customer.locator("#text").press_sequentially("hel")

@@ -11,13 +11,12 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, expect
 from sqlalchemy import update
 
 from common.db import create_engine, session_factory
@@ -25,7 +24,14 @@ from handoff.auth import create_agent
 from handoff.models import ChatRating, Conversation, Ticket
 from knowledge.articles import KnowledgeBase
 from tests.agent_client import AgentClient, login
-from tests.browser import chromium, open_chat, relay_for_origins, serious_axe_violations, static_site
+from tests.browser import (
+    chromium,
+    open_chat,
+    relay_for_origins,
+    serious_axe_violations,
+    stale_event_replayer,
+    static_site,
+)
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -144,33 +150,13 @@ async def test_widget_on_another_site(stack: Stack, demo_kb: KnowledgeBase, test
             await agent.close()
 
 
-def stale_queue_status_replayer(replayed: list[str]) -> Callable[[WebSocketRoute], None]:
-    """A route that passes the relay's frames through and, right after the agent's "joined" frame, sends the page
-    the last queue status again: what happens when a queue refresh read just before the accept goes out just after
-    it (another task or relay process). The widget must keep the queue line hidden (QueueStatus.as_of_message_id)."""
-
-    def route_socket(route: WebSocketRoute) -> None:
-        server = route.connect_to_server()
-        last_status: list[str] = []
-
-        def to_page(frame: str | bytes) -> None:
-            route.send(frame)
-            if isinstance(frame, str) and '"queue_position"' in frame:
-                last_status[:] = [frame]
-            elif isinstance(frame, str) and "joined the chat." in frame and last_status:
-                replayed.append(last_status.pop())
-                route.send(replayed[-1])
-
-        server.on_message(to_page)
-        route.on_message(server.send)
-
-    return route_socket
-
-
 async def widget_walkthrough(browser: Browser, site: str, agent: AgentClient, answer: str, out: Path) -> None:
     page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
     replayed: list[str] = []
-    await page.route_web_socket("**/socket.io/**", stale_queue_status_replayer(replayed))
+    # A queue status read before the accept, delivered after "joined": the widget must keep the queue line hidden.
+    await page.route_web_socket(
+        "**/socket.io/**", stale_event_replayer("joined the chat.", ("queue_position",), replayed)
+    )
     logs = console_log(page)
     dialogs: list[str] = []
 

@@ -175,7 +175,7 @@ async def test_a_transfer_to_another_agent_moves_the_seat_with_a_note_only_agent
         assert ticket is not None and ticket.agent_id == bea
 
 
-async def test_a_queue_status_says_which_messages_it_was_read_after(relay: Relay) -> None:
+async def test_queue_events_say_which_messages_they_were_read_after(relay: Relay) -> None:
     # A status read just before the accept (a queue refresh in flight) can reach the customer after "joined": its
     # as_of_message_id is below the joined message's id, so the widget drops it. After a transfer back to a queue,
     # the refresh reads past the "transferred" message, so its status shows again.
@@ -190,10 +190,16 @@ async def test_a_queue_status_says_which_messages_it_was_read_after(relay: Relay
     assert [p.data["as_of_message_id"] for p in relay.sio.sent("queue_position")][-1] == stale.as_of_message_id
     assert all(0 < p.data["as_of_message_id"] <= stale.as_of_message_id for p in relay.sio.sent("queue_position"))
     await seat_agent(relay)
+    await seat_agent(relay, "b1", "bea")
+    # The consoles' side of the same race: the queue as a console reads it (sync) before the take is older than it.
+    (queued,) = (await relay.sio.call(A, "sync", "b1", {}))["queue"]
+    assert queued["ticket_id"] == ticket_id and queued["as_of_message_id"] == stale.as_of_message_id
     await relay.sio.call(A, "accept", "a1", {"ticket_id": ticket_id})
     (joined,) = [e for e in relay.sio.sent("bot_uttered") if e.data.get("text") == "Ada joined the chat."]
     assert joined.data["metadata"]["agent_name"] == "Ada"
     assert stale.as_of_message_id < joined.data["metadata"]["message_id"]
+    (taken,) = relay.sio.sent("ticket_taken", A)
+    assert taken.data == {"ticket_id": ticket_id, "as_of_message_id": joined.data["metadata"]["message_id"]}
     relay.sio.clear()
     ack = await relay.sio.call(A, "transfer", "a1", {"ticket_id": ticket_id, "to_team": "support", "note": "n"})
     assert ack["ok"]
@@ -203,6 +209,11 @@ async def test_a_queue_status_says_which_messages_it_was_read_after(relay: Relay
     fresh = relay.sio.sent("queue_position")[-1]
     assert fresh.data["ticket_id"] == ticket_id
     assert fresh.data["as_of_message_id"] >= told.data["metadata"]["message_id"] > joined.data["metadata"]["message_id"]
+    # Back in the queue: the team's consoles get it again, read after the take, so they show it.
+    (waiting,) = relay.sio.sent("ticket_waiting", A)
+    assert waiting.data["as_of_message_id"] >= told.data["metadata"]["message_id"]
+    for offered in relay.sio.sent("ticket_offered", A):
+        assert offered.data["as_of_message_id"] >= told.data["metadata"]["message_id"]
 
 
 def test_a_custom_payload_goes_out_as_is() -> None:

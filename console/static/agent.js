@@ -13,6 +13,9 @@
   const $ = ui.$, el = ui.el, showError = ui.show;
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY), me: null, chats: new Map(), queue: new Map(), current: null,
+    // ticket id -> the "joined" message id of its last ticket_taken: a queue event read before it is stale (it came
+    // from another task or relay process after the take; TicketSummary.as_of_message_id in handoff/events.py).
+    takenAt: new Map(),
     shown: new Set(), unread: new Map(), directory: null,
     // The copilot: suggestion sets per ticket, by the customer message they belong to; the last insert.
     suggestions: new Map(), inserted: null,
@@ -20,6 +23,10 @@
   const typing = { sentAt: 0, idle: null, hide: null };
   let socket = null;
   window.warmline = { state: state, socket: function () { return socket; } }; // for admin.js and debugging
+
+  function staleQueueEvent(ticket) {
+    return (ticket.as_of_message_id || 0) < (state.takenAt.get(ticket.ticket_id) || 0);
+  }
 
   function chime() {
     // A short tone when a chat arrives, so an agent on another tab notices (no audio file needed).
@@ -65,13 +72,20 @@
         showError("login-error", err.data.message);
       }
     });
-    socket.on("ticket_waiting", function (ticket) { state.queue.set(ticket.ticket_id, ticket); renderQueue(); chime(); });
+    socket.on("ticket_waiting", function (ticket) {
+      if (staleQueueEvent(ticket)) return;
+      state.queue.set(ticket.ticket_id, ticket); renderQueue(); chime();
+    });
     socket.on("ticket_offered", function (ticket) {
+      if (staleQueueEvent(ticket)) return;
       const known = state.queue.get(ticket.ticket_id) || {};
       state.queue.set(ticket.ticket_id, Object.assign(known, ticket, { offered_to: state.me && state.me.id }));
       renderQueue(); chime();
     });
-    socket.on("ticket_taken", function (ref) { state.queue.delete(ref.ticket_id); renderQueue(); });
+    socket.on("ticket_taken", function (ref) {
+      state.takenAt.set(ref.ticket_id, Math.max(state.takenAt.get(ref.ticket_id) || 0, ref.as_of_message_id || 0));
+      state.queue.delete(ref.ticket_id); renderQueue();
+    });
     socket.on("chat_message", onChatMessage);
     socket.on("suggestions", addSuggestions);
     socket.on("ticket_resolved", function (ref) { dropChat(ref.ticket_id); });
@@ -98,7 +112,8 @@
     $("my-teams").textContent = "Teams: " + reply.agent.teams.join(", ");
     $("admin-tab").hidden = reply.agent.role !== "admin";
     const before = new Set(state.chats.keys());
-    state.queue = new Map(reply.queue.map(function (t) { return [t.ticket_id, t]; }));
+    state.queue = new Map(reply.queue.filter(function (t) { return !staleQueueEvent(t); })
+      .map(function (t) { return [t.ticket_id, t]; }));
     state.chats = new Map(reply.chats.map(function (c) { return [c.ticket.ticket_id, c]; }));
     renderQueue(); renderChats();
     state.chats.forEach(function (_, id) { loadSuggestions(id); });
