@@ -135,6 +135,10 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# The on-loop write's tries when another process holds SQLite's write lock (about 40 ms in all), before the usual way.
+ON_LOOP_RETRIES_S = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.008, 0.008, 0.008)
+
+
 class HotPathWriter:
     """Runs the chat's hot-path writes as cheaply as the database allows: one statement that is atomic on its own
     (``execute``: a single INSERT of one or more rows, an UPDATE), or a few statements written as a plain function
@@ -145,7 +149,8 @@ class HotPathWriter:
     hand-offs per statement at 0.1-0.3 ms each on a busy 2-core machine, and those wake-ups compete with Rasa for
     the cores while it reads the message (measured: Rasa answered 1-2 ms later), while a short transaction on a WAL
     database commits in tens of microseconds (no fsync per commit). It never waits there: that connection has no
-    busy timeout, and when another process holds the lock the work goes the usual way, through aiosqlite. It never
+    busy timeout; when another process holds the lock it tries again a few times over about 40 ms (the loop runs
+    on meanwhile), then goes the usual way, through aiosqlite. It never
     checkpoints the WAL either (that fsyncs); the other connections do.
     """
 
@@ -181,8 +186,8 @@ class HotPathWriter:
     async def write(self, work: Callable[[Session], T], atomic: bool = False) -> T:
         """Run ``work``, a few statements that belong together, and commit; returns what it returns.
 
-        On SQLite: one transaction (on the loop's thread it costs nothing to have one). ``work`` may run twice, once
-        more when the first try found the database locked by another process before doing anything. On PostgreSQL
+        On SQLite: one transaction (on the loop's thread it costs nothing to have one). ``work`` may run more than
+        once: again each time a try found the database locked by another process before doing anything. On PostgreSQL
         each statement commits on its own: at READ COMMITTED a transaction would give these statements no more
         isolation (each sees what was committed when it starts), and its BEGIN and COMMIT would be two more round
         trips. ``work`` must therefore be written so that stopping after any statement leaves nothing wrong (the
@@ -206,14 +211,22 @@ class HotPathWriter:
 
     async def _on_loop_first(self, on_loop: Callable[[sqlalchemy.Engine], T], usual: Callable[[], Awaitable[T]]) -> T:
         if self._on_loop is not None and self._writes is not None:
-            async with self._writes.lock:  # behind this process's write transactions, in turn
-                try:
-                    return on_loop(self._on_loop)
-                except OperationalError as exc:
-                    if not _is_busy(exc):
-                        raise
-            # Another process is writing: wait for it the usual way, without holding this process's turn (its other
-            # writers may hold every pooled connection while they wait for that turn).
+            for pause_s in (*ON_LOOP_RETRIES_S, None):
+                async with self._writes.lock:  # behind this process's write transactions, in turn
+                    try:
+                        return on_loop(self._on_loop)
+                    except OperationalError as exc:
+                        if not _is_busy(exc):
+                            raise
+                if pause_s is None:
+                    break
+                # Another process is writing, most likely one short hot-path write: try again in a moment, without
+                # holding this process's turn. SQLite's own busy handler (the usual way) sleeps 50-100 ms between
+                # tries once it has waited a while, and loses the lock to the other process's writes meanwhile:
+                # the action server's KB answer rows waited 0.5-1.8 s that way while the relay wrote its turns.
+                await asyncio.sleep(pause_s)
+            # Still locked (a long transaction elsewhere): wait for it the usual way, without holding this process's
+            # turn (its other writers may hold every pooled connection while they wait for that turn).
         return await usual()
 
     def close(self) -> None:

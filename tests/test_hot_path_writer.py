@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from common import db
 from common.db import HotPathWriter, create_engine, session_factory
 from common.settings import normalize_db_url
 from handoff import store
@@ -148,6 +149,37 @@ async def test_a_locked_sqlite_database_is_waited_for_not_failed(tmp_path: Path)
         assert stored.created and chat.status == "bot" and replies[0].text == "Hello!"
         async with sessions() as s:
             assert [m.text for m in await store.history(s, "conv-w0005")] == ["anyone there?", "Hello!"]
+    finally:
+        other.close()
+        writer.close()
+        await engine.dispose()
+
+
+async def test_a_short_lock_elsewhere_is_tried_again_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process's hot-path write holds the lock for about a millisecond. Waited for through aiosqlite, SQLite's
+    # busy handler sleeps 50-100 ms between tries and loses the lock to that process's next writes (the action
+    # server's KB answer rows waited 0.5-1.8 s so while the relay wrote its turns). The write tries again on the
+    # loop's thread in short pauses instead, and goes through aiosqlite only when the lock stays taken.
+    db_file = tmp_path / "w.db"
+    url = f"sqlite+aiosqlite:///{db_file}"
+    upgrade(url)
+    engine = create_engine(url)
+    writer = HotPathWriter(engine)
+    monkeypatch.setattr(db, "ON_LOOP_RETRIES_S", (0.01,) * 50)  # wide margins: a slow CI machine cannot flip it
+    through_aiosqlite: list[object] = []
+    monkeypatch.setattr(writer, "_sessions", lambda *a, **k: through_aiosqlite.append(a) or session_factory(engine)())
+    other = sqlite3.connect(db_file, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        asking = asyncio.create_task(writer.write(_customer_message("conv-w0006", "quick one", "c1")))
+        await asyncio.sleep(0.05)
+        assert not asking.done()
+        other.execute("COMMIT")
+        stored, chat = await asyncio.wait_for(asking, 5)
+        assert stored.created and chat.status == "bot"
+        assert through_aiosqlite == []  # the loop's own connection wrote it, after the other's commit
     finally:
         other.close()
         writer.close()
