@@ -304,5 +304,6 @@ async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: st
         ticket_id=ticket.id, conversation_id=conversation_id, from_agent=name, to_agent=to_name,
         to_agent_id=req.to_agent_id, to_team=to_team, note=req.note,
     )  # fmt: skip
-    told_last = posted[-1][0].id  # a console drops queue events read before this (see TicketSummary)
-    return Moved(out, summary(ticket, await s.get(Conversation, conversation_id), None, told_last), old_team, posted)
+    # A console drops queue events read before the last message stored here (see TicketSummary).
+    moved = summary(ticket, await s.get(Conversation, conversation_id), as_of_message_id=posted[-1][0].id)
+    return Moved(out, moved, old_team, posted)

@@ -398,9 +398,7 @@ function start(config) {
   socket.on("history", function (history) {
     history.messages.forEach(function (m) { render(m); });
     human.on = history.status === "queued" || history.status === "agent";
-    if (history.status === "agent") {
-      history.messages.forEach(function (m) { human.seatedAt = Math.max(human.seatedAt, m.message_id || 0); });
-    }
+    if (history.status === "agent") human.seatedAt = Math.max(human.seatedAt, human.lastSeen);
     human.agentRead = history.agent_read_id || 0;
     renderSeen(); markRead();
   });
