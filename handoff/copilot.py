@@ -27,8 +27,8 @@ import socketio
 from cachetools import TTLCache
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import String, Table, case, cast, func, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from common.clock import utcnow
 from common.db import HotPathWriter, reading
@@ -551,7 +551,7 @@ class Copilot:
             for rank, c in enumerate(out.canned)
         ]  # fmt: skip
 
-        def store_it(s: Session) -> None:
+        def store_it(s: Connection) -> None:
             # On the tables, not the mapped classes: the ORM's bulk-insert machinery was most of this write's cost.
             s.execute(insert(SUGGESTIONS), shown)  # the set before its items (their foreign key)
             if items:

@@ -13,8 +13,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from common.db import HotPathWriter, reading
 from common.errors import BotUnavailable, InvalidPayload, InvalidRating, MessageTooLong, NoSession, WrongSession
@@ -163,7 +163,7 @@ class CustomerSide:
         for_bot = self.policy.for_bot(uttered.message)
 
         def store_it() -> Awaitable[tuple[store.StoredMessage, store.ConversationState, tickets.TicketRef | None]]:
-            def work(s: Session) -> tuple[store.StoredMessage, store.ConversationState, tickets.TicketRef | None]:
+            def work(s: Connection) -> tuple[store.StoredMessage, store.ConversationState, tickets.TicketRef | None]:
                 stored, chat = store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
                 # Away from the bot, the agent's ticket is read in the same unit of work: no second round trip.
                 ticket = tickets.open_ticket_in(s, session_id) if chat.status != conversation.Phase.BOT else None

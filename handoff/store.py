@@ -1,7 +1,8 @@
 """Reading and writing conversations and messages; the caller commits.
 
-Opening a conversation and adding a message are plain functions over a sync ``Session``: the customer's message runs
-them on the event loop's thread (``HotPathWriter.write``), every other caller through ``AsyncSession.run_sync``.
+Opening a conversation and adding a message are plain functions of SQLAlchemy Core statements over a sync
+``Connection`` or ``Session`` (``common.db.Executor``): the chat's messages run them in the hot-path writer
+(``HotPathWriter.write``, a Connection), every other caller through ``AsyncSession.run_sync``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, TextClause, TextualSelect, bindparam, func, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from common.clock import utcnow
-from common.db import HotPathWriter
+from common.db import Executor, HotPathWriter
 from handoff import identity, telemetry
 from handoff.models import Conversation, Message
 
@@ -62,12 +64,12 @@ _STATE = select(
 ).where(CONVERSATIONS.c.id == bindparam("id"))
 _CREATE = _insert_new(CONVERSATIONS, ("id",))
 _ADD_ONCE = _insert_new(MESSAGES, ("conversation_id", "client_id"), returning="id")
-_BY_CLIENT_ID = select(Message).where(
-    Message.conversation_id == bindparam("conversation_id"), Message.client_id == bindparam("client_id")
+_BY_CLIENT_ID = select(MESSAGES).where(
+    MESSAGES.c.conversation_id == bindparam("conversation_id"), MESSAGES.c.client_id == bindparam("client_id")
 )
 
 
-def open_conversation(s: Session, session_id: str, customer: dict[str, Any] | None) -> ConversationState:
+def open_conversation(s: Executor, session_id: str, customer: dict[str, Any] | None) -> ConversationState:
     """Get the conversation, creating it on first contact; merges newly known customer details into it (a detail
     sent empty never erases a known one, a claim never overwrites a verified record: ``identity.merge``)."""
     known = identity.merge({}, customer)
@@ -88,7 +90,7 @@ def open_conversation(s: Session, session_id: str, customer: dict[str, Any] | No
 
 
 def add_message(
-    s: Session,
+    s: Executor,
     conversation_id: str,
     sender: str,
     text: str,
@@ -109,14 +111,14 @@ def add_message(
     new_id = s.execute(_ADD_ONCE, values).scalar_one_or_none()
     if new_id is None:
         assert client_id is not None  # only a repeated client_id can conflict
-        existing = s.execute(_BY_CLIENT_ID, {"conversation_id": conversation_id, "client_id": client_id}).scalar_one()
-        return StoredMessage(existing, created=False)
+        existing = s.execute(_BY_CLIENT_ID, {"conversation_id": conversation_id, "client_id": client_id}).one()
+        return StoredMessage(Message(**existing._mapping), created=False)
     telemetry.message(sender)
     return StoredMessage(Message(id=new_id, **values), created=True)
 
 
 def add_customer_message(
-    s: Session, session_id: str, text: str, client_id: str | None, customer: dict[str, Any] | None
+    s: Executor, session_id: str, text: str, client_id: str | None, customer: dict[str, Any] | None
 ) -> tuple[StoredMessage, ConversationState]:
     """A customer's message, stored once, with the conversation as the relay must know it to route the message
     (its phase, whether Rasa is paused) and to tell the agent's copilot (the customer's record). Each statement is
@@ -146,7 +148,7 @@ async def add_replies(
     if not rows and reading is None:
         return []
 
-    def work(s: Session) -> list[int]:
+    def work(s: Connection) -> list[int]:
         new_ids = list(s.execute(REPLY_INSERT, rows).scalars()) if rows else []
         if reading is not None:
             s.execute(_SET_PARSE, {"message_id": reading[0], "new_parse": reading[1]})

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from common.clock import utcnow
+from common.db import Executor
 from handoff.conversation import IllegalMove, Move, sources, target
 from handoff.models import Conversation, Ticket, TicketSegment
 
@@ -61,18 +62,20 @@ class TicketRef(NamedTuple):
     team: str | None
 
 
-_TICKET_REF = select(Ticket.id, Ticket.conversation_id, Ticket.status, Ticket.agent_id, Ticket.team)
-_OPEN_TICKET_REF = _TICKET_REF.where(Ticket.conversation_id == bindparam("cid"), Ticket.status.in_(OPEN))
-_TICKET_REF_BY_ID = _TICKET_REF.where(Ticket.id == bindparam("tid"))
+# On the table (SQLAlchemy Core), so they run on the hot-path writer's Connection without the ORM's compile step.
+_TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
+_TICKET_REF = select(_TICKETS.c.id, _TICKETS.c.conversation_id, _TICKETS.c.status, _TICKETS.c.agent_id, _TICKETS.c.team)
+_OPEN_TICKET_REF = _TICKET_REF.where(_TICKETS.c.conversation_id == bindparam("cid"), _TICKETS.c.status.in_(OPEN))
+_TICKET_REF_BY_ID = _TICKET_REF.where(_TICKETS.c.id == bindparam("tid"))
 
 
-def open_ticket_in(s: Session, conversation_id: str) -> TicketRef | None:
+def open_ticket_in(s: Executor, conversation_id: str) -> TicketRef | None:
     """The conversation's open ticket inside a sync unit of work (the hot-path writer's)."""
     row = s.execute(_OPEN_TICKET_REF, {"cid": conversation_id}).one_or_none()
     return TicketRef(*row) if row is not None else None
 
 
-def ticket_in(s: Session, ticket_id: int) -> TicketRef | None:
+def ticket_in(s: Executor, ticket_id: int) -> TicketRef | None:
     row = s.execute(_TICKET_REF_BY_ID, {"tid": ticket_id}).one_or_none()
     return TicketRef(*row) if row is not None else None
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from common import db
 from common.db import HotPathWriter, create_engine, session_factory
@@ -73,7 +74,7 @@ async def test_write_transactions_of_one_process_take_turns(sessions: async_sess
 
 def _customer_message(
     session_id: str, text: str, client_id: str, customer: dict[str, str] | None = None
-) -> Callable[[Session], tuple[store.StoredMessage, str, bool]]:
+) -> Callable[[Connection], tuple[store.StoredMessage, store.ConversationState]]:
     return lambda s: store.add_customer_message(s, session_id, text, client_id, customer)
 
 
@@ -89,7 +90,7 @@ async def _customer_messages_round_trip(url: str, one_transaction: bool) -> None
         assert chat.customer == {"name": "Ana"} and later.customer == {"name": "Ana", "email": "a@b.example"}
         assert again.message.id == first.message.id and other.message.id > first.message.id
 
-        def fails(s: Session) -> None:
+        def fails(s: Connection) -> None:
             store.add_message(s, "conv-w0004", "customer", "never stored", client_id="c3")
             raise RuntimeError("the work fails after its first statement")
 
@@ -98,9 +99,18 @@ async def _customer_messages_round_trip(url: str, one_transaction: bool) -> None
         # SQLite rolled the failed work back; on PostgreSQL its first statement had committed, as documented. Either
         # way the turn was handed on: the next write goes through.
         await writer.write(_customer_message("conv-w0004", "still here", "c4"))
+
+        def rejected(s: Connection) -> None:
+            s.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
+
+        with pytest.raises(DBAPIError):  # the database refused a statement: this write fails, the next one works
+            await writer.write(rejected)
+        await writer.write(_customer_message("conv-w0004", "and again", "c5"))
         kept = [] if one_transaction else ["never stored"]
         async with sessions() as s:
-            assert [m.text for m in await store.history(s, "conv-w0004")] == ["hi", "hello?", *kept, "still here"]
+            assert [m.text for m in await store.history(s, "conv-w0004")] == [
+                "hi", "hello?", *kept, "still here", "and again"
+            ]  # fmt: skip
             conversation = await s.get(Conversation, "conv-w0004")
             assert conversation is not None and conversation.customer == {"name": "Ana", "email": "a@b.example"}
     finally:
@@ -169,7 +179,8 @@ async def test_a_short_lock_elsewhere_is_tried_again_on_the_loop(
     writer = HotPathWriter(engine)
     monkeypatch.setattr(db, "ON_LOOP_RETRIES_S", (0.01,) * 50)  # wide margins: a slow CI machine cannot flip it
     through_aiosqlite: list[object] = []
-    monkeypatch.setattr(writer, "_sessions", lambda *a, **k: through_aiosqlite.append(a) or session_factory(engine)())
+    through_driver = db._connection
+    monkeypatch.setattr(db, "_connection", lambda *a, **k: through_aiosqlite.append(a) or through_driver(*a, **k))
     other = sqlite3.connect(db_file, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
