@@ -833,13 +833,10 @@ def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dic
     human_msgs_per_s = human_chats * 2 / a.message_interval_s
     agents = math.ceil(human_chats / a.chats_per_agent)
     sockets = a.chats + agents
-    low = min(figures["a_bot_phase"]["levels"], key=lambda r: r["customers"])  # the least contended level
-    relay_row = next(
-        r for r in figures["a_bot_phase"]["levels"] if r["path"] == "relay" and r["customers"] == low["customers"]
-    )
-    rest_row = next(
-        r for r in figures["a_bot_phase"]["levels"] if r["path"] == "rasa_rest" and r["customers"] == low["customers"]
-    )
+    measured = [r for r in figures["a_bot_phase"]["levels"] if not r.get("refining")]  # both paths at each of these
+    low = min(measured, key=lambda r: r["customers"])  # the least contended level
+    relay_row = next(r for r in measured if r["path"] == "relay" and r["customers"] == low["customers"])
+    rest_row = next(r for r in measured if r["path"] == "rasa_rest" and r["customers"] == low["customers"])
     human = max(figures["c_human_phase"], key=lambda r: r["pairs"])
     e_rows = figures["e_processes"]["rows"]
     relay_bot_ms = relay_row["relay_cpu_ms_per_turn"]
