@@ -7,6 +7,7 @@ too many failed turns in one conversation, or an article that must always reach 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import feedback
+from actions import feedback, telemetry
 from actions.kb_service import live_kb
 from actions.unanswered import record_unanswered
 from common.settings import Settings
@@ -132,8 +133,11 @@ class ActionAnswerKB(Action):
                 else Step("answer", article=picked)
             )
         else:
+            started = time.perf_counter()
+            decided = live.retriever.decide(text)
+            telemetry.decision(time.perf_counter() - started)
             step = next_step(
-                live.retriever.decide(text),
+                decided,
                 by_id,
                 low_streak=int(tracker.get_slot("low_confidence_streak") or 0),
                 failed_turns=int(tracker.get_slot("failed_turns") or 0),

@@ -2,25 +2,21 @@
 
 The chat path calls the small functions below (``telemetry.bot_turn(seconds)`` ...); each is a few dict look-ups
 and an add, so they are cheap enough for every message. Every relay process keeps its own figures and serves them
-on its own ``/metrics`` (Prometheus scrapes each process; its ``sum()`` adds them up).
-
-``/metrics`` answers only with ``Authorization: Bearer <WARMLINE_METRICS_TOKEN>``; with no token set it answers 404,
-so an install that never configured it exposes nothing.
+on its own ``/metrics`` (``common.metrics``: only with the metrics token; the action server serves its own too).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from datetime import UTC, datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
-from sanic import Blueprint, response
+from prometheus_client import Counter, Gauge, Histogram
+from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from common.errors import NotFound, Unauthorized
+from common import metrics as served
 
 # Latency buckets in seconds: a bot turn is milliseconds to a few seconds (Rasa's timeout is 10 s).
 TURN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -96,13 +92,7 @@ metrics = Blueprint("metrics")
 
 @metrics.get("/metrics")
 async def metrics_endpoint(request: Request) -> HTTPResponse:
-    token = request.app.ctx.settings.metrics_token
-    if not token:
-        raise NotFound("Metrics are off: set WARMLINE_METRICS_TOKEN to serve them.")
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise Unauthorized("Send Authorization: Bearer <WARMLINE_METRICS_TOKEN>.")
-    return response.raw(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    return served.serve(request, request.app.ctx.settings.metrics_token)
 
 
 class JsonFormatter(logging.Formatter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "WARMLINE_RELAY_PORT": str(settings.relay_port),
         "WARMLINE_RASA_PORT": str(settings.rasa_port),
         "WARMLINE_ACTIONS_PORT": str(settings.actions_port),
+        "WARMLINE_METRICS_TOKEN": settings.metrics_token or "",
     }
     for key, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
         env[key] = value or ""
@@ -96,6 +98,7 @@ def running_stack(state_dir: Path, kb_path: Path | None = None, fine_tune: bool 
         DATABASE_URL=None,
         REDIS_URL=None,
         kb_fine_tune=fine_tune,
+        metrics_token=secrets.token_urlsafe(16),  # each process's /metrics, for the tests and benchmarks that read it
     )
     upgrade(settings.db_url)
     supervisor = Supervisor(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -55,6 +56,35 @@ async def test_greeting_kb_answer_and_fallback_are_stored_with_the_parse(stack: 
     assert messages[2].parse is not None and messages[2].parse["intent"] == article.intent
     assert all(m.created_at is not None for m in messages)
     assert messages[3].text == article.answer
+
+
+async def test_the_action_server_serves_its_decision_times_behind_the_metrics_token(stack: Stack) -> None:
+    def decisions(body: str) -> float:
+        line = next(x for x in body.splitlines() if x.startswith("warmline_kb_decision_seconds_count"))
+        return float(line.split()[-1])
+
+    url = f"http://127.0.0.1:{stack.settings.actions_port}/metrics"
+    token = stack.settings.metrics_token
+    assert token
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as r:
+            assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+        async with http.get(url, headers={"Authorization": "Bearer not-it"}) as r:
+            assert r.status == 401
+        async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200
+            before = decisions(await r.text())
+        customer = Customer(stack.relay_url)
+        await customer.connect()
+        try:
+            await customer.ask("how do I reset my password?")
+            await customer.ask("what is the airspeed velocity of an unladen swallow")
+        finally:
+            await customer.close()
+        async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+            body = await r.text()
+    assert decisions(body) == before + 2  # one decision per message the bot had to judge
+    assert 'warmline_kb_decision_seconds_bucket{le="0.02"}' in body
 
 
 async def test_reconnect_gets_history_and_a_resend_is_stored_once(stack: Stack) -> None:

@@ -108,6 +108,9 @@ def cmd_actions(settings: Settings, _args: argparse.Namespace) -> int:
     from actions import suggest
 
     suggest.register(app)  # the copilot's suggestions, from this same live KB (actions/suggest.py)
+    from actions import telemetry
+
+    telemetry.register(app, settings)  # its own /metrics: the bot's decision time (actions/telemetry.py)
     app.run(host=settings.host, port=settings.actions_port, single_process=True, motd=False, access_log=False)
     return 0
 
