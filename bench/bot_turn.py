@@ -22,13 +22,12 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from harness import freeze_client_heap, print_table, summary_ms, write_json
+from harness import freeze_client_heap, kb_questions, print_table, summary_ms, write_json
 from sqlalchemy import func, select
 
 from common.db import create_engine, session_factory
 from common.settings import normalize_db_url
 from handoff.models import Message
-from knowledge.articles import load_kb
 from tests import services
 from tests.chat_client import Customer
 from tests.stack import Stack, running_stack
@@ -38,10 +37,6 @@ CONVERSATIONS = 10
 # of a few turns, as real ones are, keep both distributions narrow and their medians steady from run to run.
 TURNS_PER_CHAT = 6
 WARMUP = 20
-
-
-def turn_texts(kb_path: Path) -> list[str]:
-    return [a.questions[0] for a in load_kb(kb_path).articles if not a.always_human]
 
 
 async def run(turns: int, postgres: bool) -> dict[str, object]:
@@ -60,7 +55,7 @@ async def run(turns: int, postgres: bool) -> dict[str, object]:
 
 
 async def measure(stack: Stack, relay_url: str, db_url: str, turns: int) -> dict[str, object]:
-    texts = itertools.cycle(turn_texts(stack.settings.kb_path))
+    texts = itertools.cycle(kb_questions(stack.settings.kb_path))
     customers: list[Customer] = []
     rest_url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
     relay_s: list[float] = []

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
-import random
 import sys
 import tempfile
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from harness import freeze_client_heap, print_table, summary_ms, write_json
+from harness import closed_loop, freeze_client_heap, kb_questions, print_table, summary_ms, write_json
 
-from knowledge.articles import load_kb
 from tests.chat_client import Customer
 from tests.stack import Stack, running_stack
 
@@ -84,35 +81,26 @@ def figures_between(before: dict[float, float], after: dict[float, float]) -> di
 
 
 async def phase(
-    http: aiohttp.ClientSession, stack: Stack, texts: list[str], customers: int, seconds: float, think_s: float
+    http: aiohttp.ClientSession, stack: Stack, texts: list[str], customers: int, seconds: float, pause_s: float
 ) -> dict[str, Any]:
     chatting = [Customer(stack.relay_url) for _ in range(customers)]
     await asyncio.gather(*(c.connect() for c in chatting))
     freeze_client_heap()
-    turns: list[float] = []
-    rng = random.Random(customers * 1000 + int(think_s * 10))
-    before = await decision_buckets(http, stack)
-    started = time.perf_counter()
-    deadline = started + seconds
 
-    async def chat(customer: Customer, offset: int) -> None:
-        for text in itertools.islice(itertools.cycle(texts), offset, None):
-            if time.perf_counter() >= deadline:
-                return
-            began = time.perf_counter()
-            ack = await customer.say(text)
+    def worker(customer: Customer) -> Callable[[str], Awaitable[None]]:
+        async def turn(text: str) -> None:
+            ack = await customer.say(text)  # acknowledged after the turn's replies went out
             assert ack["ok"], ack
-            turns.append(time.perf_counter() - began)
-            if think_s:
-                await asyncio.sleep(think_s * rng.uniform(0.5, 1.5))
 
-    await asyncio.gather(*(chat(c, i) for i, c in enumerate(chatting)))
-    elapsed = time.perf_counter() - started
+        return turn
+
+    before = await decision_buckets(http, stack)
+    turns, elapsed = await closed_loop([worker(c) for c in chatting], texts, seconds, pause_s)
     after = await decision_buckets(http, stack)
     await asyncio.gather(*(c.close() for c in chatting))
     turn = summary_ms(turns)
     return {
-        "customers": customers, "think_s": think_s, "seconds": round(elapsed, 1),
+        "customers": customers, "think_s": pause_s, "seconds": round(elapsed, 1),
         "turns_per_s": round(len(turns) / elapsed, 1), "turn_p50_ms": turn["p50_ms"], "turn_p99_ms": turn["p99_ms"],
         **figures_between(before, after),
     }  # fmt: skip
@@ -123,7 +111,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch, running_stack(Path(scratch)) as stack:
         # The KB's own questions: messages the bot cannot place would hand the chat to a person after a few turns,
         # and from then on the customer's messages go to the agent, not to a decision.
-        texts = [a.questions[0] for a in load_kb(stack.settings.kb_path).articles if not a.always_human]
+        texts = kb_questions(stack.settings.kb_path)
         async with aiohttp.ClientSession() as http:
             await phase(http, stack, texts, 1, 3.0, 0.0)  # warm-up: the first turns load what they need
             for name, customers, think_s in (

@@ -1,12 +1,18 @@
-"""Shared bits of the benchmark scripts: percentiles, the printed table and the --json file."""
+"""Shared bits of the benchmark scripts: percentiles, the printed table, the --json file, the KB questions the
+customers ask and the closed loop they ask them in."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import itertools
 import json
 import platform
+import random
 import statistics
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,37 @@ def freeze_client_heap() -> None:
     (common/long_lived.py)."""
     gc.collect()
     gc.freeze()
+
+
+def kb_questions(kb_path: Path) -> list[str]:
+    """One question per article the bot answers (not those that always go to a person)."""
+    from knowledge.articles import load_kb  # after ROOT is on sys.path
+
+    return [a.questions[0] for a in load_kb(kb_path).articles if not a.always_human]
+
+
+async def closed_loop(
+    workers: list[Callable[[str], Awaitable[None]]], texts: list[str], seconds: float, pause_s: float = 0.0
+) -> tuple[list[float], float]:
+    """Each worker sends a turn, waits for it, then (with ``pause_s``) pauses 0.5-1.5 times that, as people chat,
+    and sends the next, until ``seconds`` are over; (latencies, elapsed)."""
+    samples: list[float] = []
+    started = time.perf_counter()
+    deadline = started + seconds
+    rng = random.Random(len(workers))
+
+    async def loop(worker: Callable[[str], Awaitable[None]], offset: int) -> None:
+        for text in itertools.islice(itertools.cycle(texts), offset, None):
+            if time.perf_counter() >= deadline:
+                return
+            began = time.perf_counter()
+            await worker(text)
+            samples.append(time.perf_counter() - began)
+            if pause_s:
+                await asyncio.sleep(pause_s * rng.uniform(0.5, 1.5))
+
+    await asyncio.gather(*(loop(w, i) for i, w in enumerate(workers)))
+    return samples, time.perf_counter() - started
 
 
 def percentile(values: list[float], q: float) -> float:

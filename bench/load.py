@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import math
 import os
@@ -46,16 +45,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from harness import ROOT, freeze_client_heap, print_table, summary_ms, write_json
+from harness import ROOT, closed_loop, freeze_client_heap, kb_questions, print_table, summary_ms, write_json
 from pydantic import BaseModel
 from socketio import AsyncRedisManager, AsyncServer
 from sqlalchemy import func, select, update
 
 from common.db import create_engine, session_factory
-from common.settings import Settings, normalize_db_url
+from common.settings import normalize_db_url
 from handoff.auth import create_agent
 from handoff.models import Agent, Message
-from knowledge.articles import load_kb
 from tests import services
 from tests.agent_client import AgentClient, login
 from tests.chat_client import Customer
@@ -182,36 +180,12 @@ async def foreign_emit_cost_us(count: int = 20_000) -> tuple[float, float]:
 # --- a: the bot phase's capacity curve ------------------------------------------------------------------------------
 
 
-def kb_questions(settings: Settings) -> list[str]:
-    return [a.questions[0] for a in load_kb(settings.kb_path).articles if not a.always_human]
-
-
-async def closed_loop(
-    workers: list[Callable[[str], Awaitable[None]]], texts: list[str], seconds: float
-) -> tuple[list[float], float]:
-    """Each worker sends a turn, waits for it, sends the next, until ``seconds`` are over; (latencies, elapsed)."""
-    samples: list[float] = []
-    started = time.perf_counter()
-    deadline = started + seconds
-
-    async def loop(worker: Callable[[str], Awaitable[None]], offset: int) -> None:
-        for text in itertools.islice(itertools.cycle(texts), offset, None):
-            if time.perf_counter() >= deadline:
-                return
-            began = time.perf_counter()
-            await worker(text)
-            samples.append(time.perf_counter() - began)
-
-    await asyncio.gather(*(loop(w, i) for i, w in enumerate(workers)))
-    return samples, time.perf_counter() - started
-
-
 async def bot_curve(stack: Stack, seconds: float, levels: list[int], refine: int) -> dict[str, Any]:
     """The curve at ``levels`` on both paths, then for each path up to ``refine`` more levels, halving the gap between
     its best level with p99 under the limit and the next level above it (the same search on both paths): the
     sustainable figure lies somewhere in that gap, and the issue's four levels alone would place it only to within
     a factor of 2-5 of concurrency."""
-    texts = kb_questions(stack.settings)
+    texts = kb_questions(stack.settings.kb_path)
     rest_url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
     rows: list[dict[str, Any]] = []
     pids = {name: pids_of(stack.supervisor, service)[0] for name, service in SERVICES.items()}
