@@ -17,13 +17,18 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from common.driver import Direct, Rows, begin_unless_begun, transaction
+
 BUSY_TIMEOUT_S = 30.0
 READ_ONLY = "warmline_read_only"
 AUTOCOMMIT = "warmline_autocommit"
 T = TypeVar("T")
-# What a plain store function runs its statements on: the hot-path writer's Connection, or an ORM session's (the
-# functions use SQLAlchemy Core statements only, which mean the same on both).
-Executor = Connection | Session
+# What a plain store function runs its statements on: the hot-path writer's (SQLite's driver for the statements
+# declared ``common.driver.hot``, on the loop; a Connection otherwise), or an ORM session's (the functions use
+# SQLAlchemy Core statements only, which mean the same on all three).
+Executor = Connection | Session | Direct
+# What the hot-path writer hands its work: ``Direct`` on SQLite's on-loop connection, a Connection otherwise.
+WriteConnection = Connection | Direct
 
 
 class Base(DeclarativeBase):
@@ -141,10 +146,11 @@ async def _connection(engine: AsyncEngine, transaction: bool) -> AsyncIterator[A
 
 
 @contextmanager
-def orm_session(conn: Connection) -> Iterator[Session]:
+def orm_session(conn: WriteConnection) -> Iterator[Session]:
     """An ORM session inside a hot-path write (the writer commits or rolls back): for the rare work that needs
     mapped objects (an agent taking a chat). Its changes are flushed when the block ends."""
-    with Session(bind=conn, expire_on_commit=False, join_transaction_mode="rollback_only") as s:
+    bind = conn.connection if isinstance(conn, Direct) else conn
+    with Session(bind=bind, expire_on_commit=False, join_transaction_mode="rollback_only") as s:
         yield s
         s.flush()
 
@@ -185,15 +191,16 @@ class HotPathWriter:
                 engine.url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 0}, pool_size=1
             )
             event.listen(self._on_loop, "connect", _sqlite_connect_on_loop)
-            event.listen(self._on_loop, "begin", _begin_immediate)
+            # SQLAlchemy's own begin, for work that uses it (an ORM session): inside the driver's transaction.
+            event.listen(self._on_loop, "begin", begin_unless_begun)
 
     async def execute(self, statement: Executable, rows: Sequence[Mapping[str, Any]] | None = None) -> list[Any]:
         """Execute (for each of ``rows``, if given); returns the first column of what it returns, such as the new
         ids of an INSERT ... RETURNING id, in whatever order the database gave them."""
 
         def on_loop(conn: Connection) -> list[Any]:
-            with conn.begin():
-                return _first_column(conn.execute(statement, rows))
+            with transaction(conn) as direct:
+                return _first_column(direct.execute(statement, rows))
 
         async def usual() -> list[Any]:
             async with _connection(self._engine, transaction=False) as conn:
@@ -201,7 +208,7 @@ class HotPathWriter:
 
         return await self._on_loop_first(on_loop, usual)
 
-    async def write(self, work: Callable[[Connection], T], atomic: bool = False) -> T:
+    async def write(self, work: Callable[[WriteConnection], T], atomic: bool = False) -> T:
         """Run ``work``, a few statements that belong together, and commit; returns what it returns.
 
         On SQLite: one transaction (on the loop's thread it costs nothing to have one). ``work`` may run more than
@@ -216,8 +223,8 @@ class HotPathWriter:
         """
 
         def on_loop(conn: Connection) -> T:
-            with conn.begin():
-                return work(conn)
+            with transaction(conn) as direct:
+                return work(direct)
 
         async def usual() -> T:
             async with _connection(self._engine, transaction=atomic or self._writes is not None) as conn:
@@ -260,16 +267,12 @@ class HotPathWriter:
             self._on_loop.dispose()
 
 
-def _begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock up front, or SQLITE_BUSY at once (timeout 0)
-
-
 def _sqlite_connect_on_loop(dbapi_conn: sqlite3.Connection, record: object) -> None:
     _sqlite_connect(dbapi_conn, record)
     dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
 
 
-def _first_column(result: sqlalchemy.Result[Any]) -> list[Any]:
+def _first_column(result: sqlalchemy.Result[Any] | Rows) -> list[Any]:
     # A statement without RETURNING gives a cursor result with no rows to read.
     if isinstance(result, sqlalchemy.CursorResult) and not result.returns_rows:
         return []

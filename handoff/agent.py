@@ -12,11 +12,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import socketio
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from common.db import HotPathWriter, orm_session, reading
+from common.db import HotPathWriter, WriteConnection, orm_session, reading
 from common.errors import BadToken, NotYourTicket, TicketUnavailable
 from handoff import access, events, origins, queues, store, teams, telemetry, tickets
 from handoff.auth import TOKEN_IDLE, slide_later, token_state
@@ -203,7 +202,7 @@ class AgentSide:
         ref = parse(events.TicketRef, data)
         agent_id, name = await self._me(sid)
 
-        def seat(conn: Connection) -> tuple[Ticket, store.StoredMessage, events.TicketDetail]:
+        def seat(conn: WriteConnection) -> tuple[Ticket, store.StoredMessage, events.TicketDetail]:
             # One unit of work on the hot-path writer (atomic): on SQLite it runs on the loop's thread in about a
             # millisecond; as an async transaction its ten statements each waited for aiosqlite's thread, and under
             # load for a core (accept p99 76-108 ms at 70 % of the bot's capacity, docs/benchmarks.md, scale-out b).
@@ -246,7 +245,7 @@ class AgentSide:
         says = parse(events.AgentSays, data)
         agent_id, name = await self._me(sid)
 
-        def store_it(s: Connection) -> tuple[tickets.TicketRef, store.StoredMessage]:
+        def store_it(s: WriteConnection) -> tuple[tickets.TicketRef, store.StoredMessage]:
             # Every human-phase message passes here: the hot-path writer (no thread hops on SQLite, nothing held
             # across awaits), and the seat check and the insert are each fine on their own.
             ticket = tickets.ticket_in(s, says.ticket_id)

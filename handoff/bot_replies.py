@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from handoff.events import BotUttered, HistoryMessage, MessageMeta, QuickReply
-from handoff.models import Message
+from handoff.models import AnyMessage
 
 
 def split_reply(rasa_message: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -38,7 +38,7 @@ def handoff_card_of(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return card if isinstance(card, dict) else None
 
 
-def meta_of(message: Message, agent_name: str | None = None) -> MessageMeta:
+def meta_of(message: AnyMessage, agent_name: str | None = None) -> MessageMeta:
     data = message.data or {}
     return MessageMeta(
         message_id=message.id,
@@ -49,7 +49,7 @@ def meta_of(message: Message, agent_name: str | None = None) -> MessageMeta:
     )
 
 
-def bot_uttered(message: Message, agent_name: str | None = None) -> list[BotUttered]:
+def bot_uttered(message: AnyMessage, agent_name: str | None = None) -> list[BotUttered]:
     """The customer's events for one stored message (bot, agent or system), in Rasa's shapes plus ``metadata``."""
     meta = meta_of(message, agent_name)
     data = message.data or {}
@@ -69,7 +69,7 @@ def bot_uttered(message: Message, agent_name: str | None = None) -> list[BotUtte
     return out
 
 
-def history_message(message: Message) -> HistoryMessage:
+def history_message(message: AnyMessage) -> HistoryMessage:
     """A stored message in the relay's own history and agent events (flat: Warmline's own pages read it)."""
     data = message.data or {}
     return HistoryMessage(

@@ -21,7 +21,7 @@ from handoff import access, canned, events, kb_search, queues, store, teams, tel
 from handoff.bot_replies import bot_uttered, history_message
 from handoff.conversation import agent_room, chat_room, team_room
 from handoff.guard import Gate, Handler, parse, register
-from handoff.models import Agent, Conversation, Message, Ticket
+from handoff.models import Agent, AnyMessage, Conversation, Message, Ticket
 from handoff.outbox import Outbox
 from handoff.throttle import Throttle
 from handoff.views import summary
@@ -259,7 +259,7 @@ class Moved:
     summary: events.TicketSummary
     old_team: str
     # (message, how the customer sees it, or None: agents only), in the order they were stored.
-    posted: list[tuple[Message, ToCustomer | None]]
+    posted: list[tuple[AnyMessage, ToCustomer | None]]
 
 
 async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: str) -> Moved:
@@ -291,7 +291,7 @@ async def _move(s: AsyncSession, req: events.TransferIn, agent_id: int, name: st
     conversation_id = ticket.conversation_id
     handed = {"agent_name": name, "transfer_to": to_name or to_team}
     note = await s.run_sync(store.add_message, conversation_id, "note", req.note, data=handed)
-    posted: list[tuple[Message, ToCustomer | None]] = [
+    posted: list[tuple[AnyMessage, ToCustomer | None]] = [
         (note.message, None),
         ((await s.run_sync(store.add_message, conversation_id, "system", told)).message, ToCustomer()),
     ]

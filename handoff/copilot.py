@@ -27,17 +27,18 @@ import socketio
 from cachetools import TTLCache
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import String, Table, case, cast, func, insert, select
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.clock import utcnow
-from common.db import HotPathWriter, reading
+from common.db import HotPathWriter, WriteConnection, reading
+from common.driver import hot
 from common.errors import InvalidPayload, NotYourTicket
 from handoff import canned, events, teams
 from handoff.conversation import agent_room
 from handoff.guard import Gate, Handler, parse, register
 from handoff.models import (
     Agent,
+    AnyMessage,
     Conversation,
     CopilotItem,
     CopilotSaved,
@@ -355,6 +356,7 @@ def new_suggestion_id() -> int:
 
 SUGGESTIONS: Table = CopilotSuggestion.__table__  # type: ignore[assignment]
 ITEMS: Table = CopilotItem.__table__  # type: ignore[assignment]
+_INSERT_SET, _INSERT_ITEMS = hot(insert(SUGGESTIONS)), hot(insert(ITEMS))  # one set per human-phase message
 
 
 def actions_base_url(actions_webhook_url: str) -> str:
@@ -415,7 +417,7 @@ class Copilot:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def after_customer_message(self, ticket: TicketRef, message: Message, customer: dict[str, Any]) -> None:
+    def after_customer_message(self, ticket: TicketRef, message: AnyMessage, customer: dict[str, Any]) -> None:
         """Called once the customer's message has gone to the agent: suggestions follow, on their own task. The
         ticket and the customer's record come from the message's own unit of work (nothing is read again)."""
         if (
@@ -540,6 +542,7 @@ class Copilot:
         shown = {
             "id": out.suggestion_id, "ticket_id": out.ticket_id, "message_id": out.message_id, "agent_id": agent_id,
             "context": out.context, "kb_version": out.kb_version, "payload": out.model_dump(mode="json"),
+            "created_at": utcnow(),  # given, not the column's default: a hot statement has every value given
         }  # fmt: skip
         items = [
             {"suggestion_id": out.suggestion_id, "kind": "article", "ref": a.article_id, "rank": rank,
@@ -551,11 +554,11 @@ class Copilot:
             for rank, c in enumerate(out.canned)
         ]  # fmt: skip
 
-        def store_it(s: Connection) -> None:
+        def store_it(s: WriteConnection) -> None:
             # On the tables, not the mapped classes: the ORM's bulk-insert machinery was most of this write's cost.
-            s.execute(insert(SUGGESTIONS), shown)  # the set before its items (their foreign key)
+            s.execute(_INSERT_SET, shown)  # the set before its items (their foreign key)
             if items:
-                s.execute(insert(ITEMS), items)
+                s.execute(_INSERT_ITEMS, items)
 
         await self.writer.write(store_it)
 

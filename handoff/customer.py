@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.db import HotPathWriter, reading
+from common.db import HotPathWriter, WriteConnection, reading
 from common.errors import BotUnavailable, InvalidPayload, InvalidRating, MessageTooLong, NoSession, WrongSession
 from common.settings import Settings
 from handoff import conversation, events, identity, origins, queues, store, telemetry, tickets
@@ -25,7 +24,7 @@ from handoff.bot_replies import bot_uttered, handoff_card_of, history_message, s
 from handoff.conversation import Route, chat_room
 from handoff.guard import Handler, Registrar, parse, refuse, register
 from handoff.handback import resume_bot
-from handoff.models import Conversation, Message
+from handoff.models import AnyMessage, Conversation, Message
 from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
 from handoff.overlap import Reading, let_emits_leave, while_storing
@@ -163,7 +162,9 @@ class CustomerSide:
         for_bot = self.policy.for_bot(uttered.message)
 
         def store_it() -> Awaitable[tuple[store.StoredMessage, store.ConversationState, tickets.TicketRef | None]]:
-            def work(s: Connection) -> tuple[store.StoredMessage, store.ConversationState, tickets.TicketRef | None]:
+            def work(
+                s: WriteConnection,
+            ) -> tuple[store.StoredMessage, store.ConversationState, tickets.TicketRef | None]:
                 stored, chat = store.add_customer_message(s, session_id, uttered.message, uttered.client_id, customer)
                 # Away from the bot, the agent's ticket is read in the same unit of work: no second round trip.
                 ticket = tickets.open_ticket_in(s, session_id) if chat.status != conversation.Phase.BOT else None
@@ -217,7 +218,7 @@ class CustomerSide:
             return None, exc
 
     async def _to_agent(
-        self, session_id: str, message: Message, ticket: tickets.TicketRef | None, customer: dict[str, Any]
+        self, session_id: str, message: AnyMessage, ticket: tickets.TicketRef | None, customer: dict[str, Any]
     ) -> None:
         """Human phase: pass the stored message to the seated agent, if one is seated yet."""
         if ticket is None:
@@ -240,8 +241,8 @@ class CustomerSide:
             await let_emits_leave()
             await store.set_parse(self.writer, message_id, turn.parse)
         else:  # the common turn: the bot's answers and its reading, stored in one write before anyone sees them
-            replies = await store.add_replies(self.writer, session_id, said, reading=(message_id, turn.parse))
-            await self._say(session_id, replies)
+            stored = await store.add_replies(self.writer, session_id, said, reading=(message_id, turn.parse))
+            await self._say(session_id, stored)
 
     async def _bot_down(
         self, sid: str, session_id: str, text: str, ack: events.Ack, failure: BotUnavailable, started: float
@@ -266,17 +267,17 @@ class CustomerSide:
         await self._say(session_id, [offer.message])
         return ack.model_copy(update={"error": payload}).model_dump(exclude_none=True)
 
-    async def _say(self, session_id: str, replies: list[Message]) -> None:
+    async def _say(self, session_id: str, replies: Sequence[AnyMessage]) -> None:
         for reply in replies:
             for event in bot_uttered(reply):
                 await self.out.emit(events.BOT_UTTERED, event, to=chat_room(session_id))
 
     async def _open_ticket(
         self, session_id: str, said: list[tuple[str, dict[str, Any] | None]]
-    ) -> tuple[list[Message], tuple[events.TicketSummary, events.QueueStatus] | None]:
+    ) -> tuple[list[AnyMessage], tuple[events.TicketSummary, events.QueueStatus] | None]:
         """A turn that escalates: the handoff card becomes the ticket (agents only, never a message the customer
         sees), the conversation leaves the bot, and the customer is told where they stand, in one transaction."""
-        replies: list[Message] = []
+        replies: list[AnyMessage] = []
         opened: tuple[events.TicketSummary, events.QueueStatus] | None = None
         async with self.sessions() as s, s.begin():
             for reply_text, data in said:

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, TextClause, TextualSelect, bindparam, func, insert, select, text, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from common.clock import utcnow
-from common.db import Executor, HotPathWriter
+from common.db import Executor, HotPathWriter, WriteConnection
+from common.driver import hot
 from handoff import identity, telemetry
-from handoff.models import Conversation, Message
+from handoff.models import Conversation, Message, MessageRow
 
 # Writes on the chat path use the tables (SQLAlchemy Core): the ORM's loads and bulk-insert machinery cost a few
 # tenths of a millisecond per statement, taken from Rasa while it reads the message, and these return ids.
@@ -29,7 +29,7 @@ CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 
 @dataclass(frozen=True)
 class StoredMessage:
-    message: Message
+    message: MessageRow
     created: bool  # False when a resend with the same client_id found the earlier copy
 
 
@@ -59,13 +59,23 @@ def _insert_new(table: Table, conflict: tuple[str, ...], returning: str | None =
     return statement.columns(table.c[returning]) if returning else statement
 
 
-_STATE = select(
-    CONVERSATIONS.c.status, CONVERSATIONS.c.bot_paused, CONVERSATIONS.c.customer, CONVERSATIONS.c.agent_read_id
-).where(CONVERSATIONS.c.id == bindparam("id"))
-_CREATE = _insert_new(CONVERSATIONS, ("id",))
-_ADD_ONCE = _insert_new(MESSAGES, ("conversation_id", "client_id"), returning="id")
-_BY_CLIENT_ID = select(MESSAGES).where(
-    MESSAGES.c.conversation_id == bindparam("conversation_id"), MESSAGES.c.client_id == bindparam("client_id")
+# The chat's hot statements (common/driver.py: on SQLite they run straight on the driver).
+_STATE = hot(
+    select(
+        CONVERSATIONS.c.status, CONVERSATIONS.c.bot_paused, CONVERSATIONS.c.customer, CONVERSATIONS.c.agent_read_id
+    ).where(CONVERSATIONS.c.id == bindparam("id"))
+)
+_CREATE = hot(_insert_new(CONVERSATIONS, ("id",)))
+_MERGE = hot(
+    update(CONVERSATIONS)
+    .where(CONVERSATIONS.c.id == bindparam("conversation_id"))
+    .values(customer=bindparam("merged", type_=CONVERSATIONS.c.customer.type), updated_at=bindparam("now"))
+)
+_ADD_ONCE = hot(_insert_new(MESSAGES, ("conversation_id", "client_id"), returning="id"))
+_BY_CLIENT_ID = hot(
+    select(MESSAGES).where(
+        MESSAGES.c.conversation_id == bindparam("conversation_id"), MESSAGES.c.client_id == bindparam("client_id")
+    )
 )
 
 
@@ -83,9 +93,7 @@ def open_conversation(s: Executor, session_id: str, customer: dict[str, Any] | N
         row = s.execute(_STATE, {"id": session_id}).one()  # ours, or another relay process's of a moment ago
     merged = identity.merge(row.customer, customer)
     if merged != row.customer:
-        s.execute(
-            update(CONVERSATIONS).where(CONVERSATIONS.c.id == session_id).values(customer=merged, updated_at=utcnow())
-        )
+        s.execute(_MERGE, {"conversation_id": session_id, "merged": merged, "now": utcnow()})
     return ConversationState(row.status, row.bot_paused, merged, row.agent_read_id)
 
 
@@ -104,7 +112,7 @@ def add_message(
     One INSERT ... ON CONFLICT DO NOTHING RETURNING: every chat message passes here, so it costs one round trip
     (a check-then-insert would cost two and still race between relay processes).
     """
-    values = {
+    values: dict[str, Any] = {
         "conversation_id": conversation_id, "sender": sender, "text": text, "client_id": client_id,
         "parse": parse, "data": data, "created_at": utcnow(),
     }  # fmt: skip
@@ -112,9 +120,9 @@ def add_message(
     if new_id is None:
         assert client_id is not None  # only a repeated client_id can conflict
         existing = s.execute(_BY_CLIENT_ID, {"conversation_id": conversation_id, "client_id": client_id}).one()
-        return StoredMessage(Message(**existing._mapping), created=False)
+        return StoredMessage(MessageRow(**existing._asdict()), created=False)
     telemetry.message(sender)
-    return StoredMessage(Message(id=new_id, **values), created=True)
+    return StoredMessage(MessageRow(id=new_id, **values), created=True)
 
 
 def add_customer_message(
@@ -128,7 +136,7 @@ def add_customer_message(
     return stored, conversation
 
 
-REPLY_INSERT = insert(MESSAGES).returning(MESSAGES.c.id)
+REPLY_INSERT = hot(insert(MESSAGES).returning(MESSAGES.c.id))
 
 
 async def add_replies(
@@ -136,10 +144,11 @@ async def add_replies(
     conversation_id: str,
     replies: Sequence[tuple[str, dict[str, Any] | None]],
     reading: tuple[int, dict[str, Any] | None] | None = None,
-) -> list[Message]:
+) -> list[MessageRow]:
     """Store the bot's replies to one message, in order, committed before the call returns, and with them the bot's
-    ``reading`` (message id, parse) of that message: one write for the turn's second half (the rows go in one
-    INSERT ... VALUES (...), (...) RETURNING, atomic on its own; the reading is one UPDATE)."""
+    ``reading`` (message id, parse) of that message: one write for the turn's second half (on PostgreSQL the rows go
+    in one INSERT ... VALUES (...), (...) RETURNING, atomic on its own; on SQLite the write is one transaction; the
+    reading is one UPDATE)."""
     now = utcnow()
     rows = [
         {"conversation_id": conversation_id, "sender": "bot", "text": text, "data": data, "created_at": now}
@@ -148,7 +157,7 @@ async def add_replies(
     if not rows and reading is None:
         return []
 
-    def work(s: Connection) -> list[int]:
+    def work(s: WriteConnection) -> list[int]:
         new_ids = list(s.execute(REPLY_INSERT, rows).scalars()) if rows else []
         if reading is not None:
             s.execute(_SET_PARSE, {"message_id": reading[0], "new_parse": reading[1]})
@@ -158,10 +167,13 @@ async def add_replies(
     new_ids = sorted(await writer.write(work))
     for _ in rows:
         telemetry.message("bot")
-    return [Message(id=new_id, **row) for new_id, row in zip(new_ids, rows, strict=True)]
+    return [
+        MessageRow(new_id, conversation_id, "bot", text, None, None, data, now)
+        for new_id, (text, data) in zip(new_ids, replies, strict=True)
+    ]
 
 
-_SET_PARSE = (
+_SET_PARSE = hot(
     update(MESSAGES)
     .where(MESSAGES.c.id == bindparam("message_id"))
     .values(parse=bindparam("new_parse", type_=MESSAGES.c.parse.type))

@@ -87,7 +87,7 @@ async def test_agent_messages_reach_a_rasa_widget_as_replies_and_resolve_hands_b
     ack = await relay.sio.call(
         A, "agent_message", "a1", {"ticket_id": ticket_id, "text": "Hi, Ada here", "client_id": "x1"}
     )
-    assert ack["ok"] and not ack["duplicate"]
+    assert ack["ok"] and not ack["duplicate"], ack
     (said,) = relay.sio.sent("bot_uttered")
     assert set(said.data) == {"text", "metadata"} and said.data["metadata"]["sender"] == "agent"
     assert said.data["metadata"]["agent_name"] == "Ada"

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common import db
-from common.db import HotPathWriter, create_engine, session_factory
+from common.db import HotPathWriter, WriteConnection, create_engine, session_factory
 from common.settings import normalize_db_url
 from handoff import store
 from handoff.models import Conversation, Message
@@ -74,7 +73,7 @@ async def test_write_transactions_of_one_process_take_turns(sessions: async_sess
 
 def _customer_message(
     session_id: str, text: str, client_id: str, customer: dict[str, str] | None = None
-) -> Callable[[Connection], tuple[store.StoredMessage, store.ConversationState]]:
+) -> Callable[[WriteConnection], tuple[store.StoredMessage, store.ConversationState]]:
     return lambda s: store.add_customer_message(s, session_id, text, client_id, customer)
 
 
@@ -90,7 +89,7 @@ async def _customer_messages_round_trip(url: str, one_transaction: bool) -> None
         assert chat.customer == {"name": "Ana"} and later.customer == {"name": "Ana", "email": "a@b.example"}
         assert again.message.id == first.message.id and other.message.id > first.message.id
 
-        def fails(s: Connection) -> None:
+        def fails(s: WriteConnection) -> None:
             store.add_message(s, "conv-w0004", "customer", "never stored", client_id="c3")
             raise RuntimeError("the work fails after its first statement")
 
@@ -100,11 +99,17 @@ async def _customer_messages_round_trip(url: str, one_transaction: bool) -> None
         # way the turn was handed on: the next write goes through.
         await writer.write(_customer_message("conv-w0004", "still here", "c4"))
 
-        def rejected(s: Connection) -> None:
-            s.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
+        def rejected(s: WriteConnection) -> None:
+            s.execute(text("INSERT INTO no_such_table VALUES (1)"))
 
-        with pytest.raises(DBAPIError):  # the database refused a statement: this write fails, the next one works
+        def rejected_hot(s: WriteConnection) -> None:  # one of the hot statements, on SQLite straight on the driver
+            store.add_message(s, "conv-w9999", "customer", "a chat that does not exist")
+
+        # The database refused a statement: this write fails as SQLAlchemy's error, the next one works.
+        with pytest.raises(DBAPIError):
             await writer.write(rejected)
+        with pytest.raises(IntegrityError):
+            await writer.write(rejected_hot)
         await writer.write(_customer_message("conv-w0004", "and again", "c5"))
         kept = [] if one_transaction else ["never stored"]
         async with sessions() as s:
