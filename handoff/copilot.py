@@ -15,6 +15,7 @@ the I/O: the ranking source, the suggestion sets (stored: they stay on their mes
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -154,6 +155,14 @@ def content_words(text: str) -> set[str]:
     return {w for w in WORD.findall(text.lower()) if len(w) > 1 and w not in STOPWORDS}
 
 
+@functools.lru_cache(maxsize=4096)
+def _canned_words(c: canned.Canned) -> tuple[frozenset[str], frozenset[str]]:
+    """A response's content words (title with shortcut, body): the same for every message, so worked out once (for
+    every response at every customer message they were most of the copilot's own CPU in the relay)."""
+    title = content_words(c.title + " " + c.shortcut.replace("-", " ").replace("_", " "))
+    return frozenset(title), frozenset(content_words(c.body))
+
+
 def match_canned(
     message: str,
     responses: Iterable[canned.Canned],
@@ -171,9 +180,9 @@ def match_canned(
     for c in responses:
         if c.team is not None and c.team not in working:
             continue
-        title = content_words(c.title + " " + c.shortcut.replace("-", " ").replace("_", " "))
-        body = content_words(c.body)
-        score = sum(2.0 if w in title else 1.0 if w in body else 0.0 for w in words)
+        title, body = _canned_words(c)
+        in_title = words & title
+        score = 2.0 * len(in_title) + len((words - in_title) & body)
         if score >= CANNED_MIN_OVERLAP:
             scored.append((score, c))
     scored.sort(key=lambda pair: (-pair[0], pair[1].shortcut))
