@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +86,8 @@ async def phase(
     await asyncio.gather(*(c.connect() for c in chatting))
     freeze_client_heap()
 
-    def worker(customer: Customer) -> Callable[[str], Awaitable[None]]:
-        async def turn(text: str) -> None:
-            ack = await customer.say(text)  # acknowledged after the turn's replies went out
-            assert ack["ok"], ack
-
-        return turn
-
     before = await decision_buckets(http, stack)
-    turns, elapsed = await closed_loop([worker(c) for c in chatting], texts, seconds, pause_s)
+    turns, elapsed = await closed_loop([c.turn for c in chatting], texts, seconds, pause_s)
     after = await decision_buckets(http, stack)
     await asyncio.gather(*(c.close() for c in chatting))
     turn = summary_ms(turns)

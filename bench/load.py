@@ -198,13 +198,6 @@ async def bot_curve(stack: Stack, seconds: float, levels: list[int], refine: int
             await asyncio.gather(*(c.connect() for c in customers))
             freeze_client_heap()
 
-            def relay_worker(customer: Customer) -> Callable[[str], Awaitable[None]]:
-                async def turn(text: str) -> None:
-                    ack = await customer.say(text)  # acknowledged after the turn's replies went out
-                    assert ack["ok"], ack
-
-                return turn
-
             def rest_worker(sender: str) -> Callable[[str], Awaitable[None]]:
                 async def turn(text: str) -> None:
                     async with http.post(rest_url, json={"sender": sender, "message": text}) as reply:
@@ -214,7 +207,7 @@ async def bot_curve(stack: Stack, seconds: float, levels: list[int], refine: int
 
             for path in paths:
                 if path == "relay":
-                    workers = [relay_worker(c) for c in customers]
+                    workers: list[Callable[[str], Awaitable[None]]] = [c.turn for c in customers]
                 else:
                     workers = [rest_worker(f"load-{uuid.uuid4().hex}") for _ in range(level)]
                 before = {name: cpu_s(pid) for name, pid in pids.items()}

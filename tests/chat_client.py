@@ -45,6 +45,12 @@ class Customer:
         payload = {"message": text, "session_id": self.session_id, "client_id": client_id or uuid.uuid4().hex}
         return await self.sio.call("user_uttered", payload, timeout=30)
 
+    async def turn(self, text: str) -> None:
+        """One bot turn for the benchmarks' closed loops: send and wait for the ack, which the relay gives after the
+        turn's replies went out; a refused message fails the run."""
+        ack = await self.say(text)
+        assert ack["ok"], ack
+
     async def next_reply(self, timeout: float = 15) -> dict[str, Any]:
         return await asyncio.wait_for(self.bot.get(), timeout)
 
