@@ -29,7 +29,8 @@ from handoff.feedback import FeedbackSide
 from handoff.kb_api import kb_api
 from handoff.origins import OriginNotAllowed
 from handoff.outbox import Outbox
-from handoff.pubsub import RoomRoutedRedisManager
+from handoff.packets import RelayPacket
+from handoff.pubsub import LocalRooms, RoomRoutedRedisManager
 from handoff.queues import Dispatcher
 from handoff.ratelimit import Limiter, socket_gate
 from handoff.reports_api import routes as reports_routes
@@ -49,11 +50,11 @@ WIDGET_MIME = "application/javascript; charset=utf-8"
 MAX_PACKET_BYTES = 256 * 1024
 
 
-def client_manager(settings: Settings) -> socketio.AsyncManager | None:
+def client_manager(settings: Settings) -> socketio.AsyncManager:
     """Across several relay processes, rooms and emits go through Redis (handoff/pubsub.py: each emit only to the
-    processes with a member in its room); one process needs nothing extra."""
+    processes with a member in its room); one process keeps its rooms in memory."""
     if not settings.redis_url:
-        return None
+        return LocalRooms()
     return RoomRoutedRedisManager(settings.redis_url)
 
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
         # with a code (handoff/origins.py), and the REST API by the middleware below.
         cors_allowed_origins="*",
         max_http_buffer_size=MAX_PACKET_BYTES,
+        serializer=RelayPacket,
     )
     sio.attach(app)
     bot = BotClient(settings.rasa_url, settings.rasa_timeout_s)
