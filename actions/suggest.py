@@ -17,11 +17,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from actions.kb_service import KBService, LiveKB, live_kb
+from common.batching import Coalescer
 from knowledge.retrieval import Scored
 
 ROUTE = "/copilot/suggest"
 MAX_K = 10
-MAX_BATCH = 32  # texts per encoder pass; a longer queue waits for the next one
+MAX_BATCH = 32  # texts per encoder pass (and per request); a longer queue waits for the next one
 
 
 class SuggestRequest(BaseModel):
@@ -29,6 +30,14 @@ class SuggestRequest(BaseModel):
 
     text: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=3, ge=1, le=MAX_K)
+
+
+class SuggestBatch(BaseModel):
+    """What the relay posts: the messages it needs rankings for, several when they arrived together."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    requests: list[SuggestRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class RankedArticle(BaseModel):
@@ -47,49 +56,29 @@ class SuggestResponse(BaseModel):
     articles: list[RankedArticle]
 
 
+class SuggestBatchResponse(BaseModel):
+    rankings: list[SuggestResponse]  # one per request, in order
+
+
 class RankBatcher:
-    """Ranks the messages that arrive together in one encoder pass: a batch costs far less per text than one text
-    at a time (measured on this machine: see docs/benchmarks.md, copilot), and in the human phase every customer
-    message asks for suggestions. Nothing waits for a batch to fill: a request that finds the encoder idle runs at
-    once, and those that arrive meanwhile go together in the next pass. The pass runs in a worker thread, so the
-    action server keeps serving Rasa's actions while it encodes."""
+    """Ranks the messages that arrive together in one encoder pass (common/batching.py): a batch costs less per
+    text than one text at a time, and in the human phase every customer message asks for suggestions. The pass
+    runs in a worker thread, so the action server keeps serving Rasa's actions while it encodes."""
 
     def __init__(self, service: KBService, max_batch: int = MAX_BATCH) -> None:
         self._service = service
-        self._max_batch = max_batch
-        self._waiting: list[tuple[str, int, asyncio.Future[tuple[LiveKB, list[Scored]]]]] = []
-        self._running = False
+        self._together = Coalescer(self._rank_together, max_batch)
 
     async def rank(self, text: str, k: int) -> tuple[LiveKB, list[Scored]]:
-        future: asyncio.Future[tuple[LiveKB, list[Scored]]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((text, k, future))
-        if not self._running:
-            self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
+        return await self._together((text, k))
 
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
-                try:
-                    live = await self._service.current()
-                    texts = [text for text, _, _ in batch]
-                    ranked = (
-                        await asyncio.to_thread(live.retriever.rank_many, texts, max(k for _, k, _ in batch))
-                        if live.kb.articles
-                        else [[] for _ in batch]
-                    )
-                except Exception as error:  # every request of this batch gets the failure, the next batch runs
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (_, k, future), found in zip(batch, ranked, strict=True):
-                    if not future.done():
-                        future.set_result((live, found[:k]))
-        finally:
-            self._running = False
+    async def _rank_together(self, asks: list[tuple[str, int]]) -> list[tuple[LiveKB, list[Scored]]]:
+        live = await self._service.current()
+        if not live.kb.articles:
+            return [(live, []) for _ in asks]
+        texts = [text for text, _ in asks]
+        ranked = await asyncio.to_thread(live.retriever.rank_many, texts, max(k for _, k in asks))
+        return [(live, found[:k]) for (_, k), found in zip(asks, ranked, strict=True)]
 
 
 async def suggest(batcher: RankBatcher, ask: SuggestRequest) -> SuggestResponse:
@@ -111,6 +100,11 @@ async def suggest(batcher: RankBatcher, ask: SuggestRequest) -> SuggestResponse:
     )  # fmt: skip
 
 
+async def suggest_all(batcher: RankBatcher, batch: SuggestBatch) -> SuggestBatchResponse:
+    """Every request of the batch, in one encoder pass with whatever else is waiting."""
+    return SuggestBatchResponse(rankings=list(await asyncio.gather(*(suggest(batcher, r) for r in batch.requests))))
+
+
 def register(app: Sanic, service: KBService = live_kb) -> None:
     """Add the route to the action server's Sanic app (``warmline actions``)."""
 
@@ -118,9 +112,9 @@ def register(app: Sanic, service: KBService = live_kb) -> None:
 
     async def handler(request: Request) -> HTTPResponse:
         try:
-            ask = SuggestRequest.model_validate(request.json or {})
+            batch = SuggestBatch.model_validate(request.json or {})
         except (ValidationError, ValueError) as exc:
             return response.json({"error": str(exc)}, status=400)
-        return response.json((await suggest(batcher, ask)).model_dump())
+        return response.json((await suggest_all(batcher, batch)).model_dump())
 
     app.add_route(handler, ROUTE, methods=["POST"], name="copilot_suggest")

@@ -104,8 +104,9 @@ async def steady_retriever(actions_url: str, limit_s: float) -> tuple[str, float
     mode = "?"
     async with aiohttp.ClientSession() as http:
         while time.monotonic() - started < limit_s:
-            async with http.post(actions_url + "/copilot/suggest", json={"text": "hello", "k": 1}) as answer:
-                mode = (await answer.json())["mode"]
+            ask = {"requests": [{"text": "hello", "k": 1}]}
+            async with http.post(actions_url + "/copilot/suggest", json=ask) as answer:
+                mode = (await answer.json())["rankings"][0]["mode"]
             if mode == "tuned":
                 break
             await asyncio.sleep(1.0)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import String, Table, case, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.batching import Coalescer
 from common.clock import utcnow
 from common.db import HotPathWriter, WriteConnection, reading
 from common.driver import hot
@@ -316,13 +317,23 @@ class _WireRanking(BaseModel):
     articles: list[_WireArticle]
 
 
+class _WireRankings(BaseModel):
+    rankings: list[_WireRanking]
+
+
+MAX_BATCH = 32  # actions/suggest.py takes at most this many per request
+
+
 class HttpSuggestSource:
-    """The action server's live retriever (actions/suggest.py), over one pooled HTTP session."""
+    """The action server's live retriever (actions/suggest.py), over one pooled HTTP session. The messages that
+    need rankings while a request is out go together in the next one (common/batching.py): under load one round
+    trip, and one request's handling on the action server, serve several chats."""
 
     def __init__(self, actions_base_url: str, timeout_s: float = 5.0) -> None:
         self._url = actions_base_url.rstrip("/") + "/copilot/suggest"
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._http: aiohttp.ClientSession | None = None
+        self._batched = Coalescer(self._rank_together, MAX_BATCH)
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
@@ -334,23 +345,34 @@ class HttpSuggestSource:
             await self._http.close()
 
     async def rank(self, text: str, k: int) -> Ranking | None:
+        return await self._batched((text, k))
+
+    async def _rank_together(self, asks: list[tuple[str, int]]) -> list[Ranking | None]:
         if self._http is None:
             await self.start()
         assert self._http is not None
+        body = {"requests": [{"text": text[:4000], "k": k} for text, k in asks]}
         try:
-            async with self._http.post(self._url, json={"text": text[:4000], "k": k}) as answer:
+            async with self._http.post(self._url, json=body) as answer:
                 if answer.status != 200:
                     log.warning("copilot: the action server answered %s", answer.status)
-                    return None
-                return ranking_from_wire(await answer.json())
+                    return [None] * len(asks)
+                rankings = _WireRankings.model_validate(await answer.json()).rankings
         except (TimeoutError, aiohttp.ClientError, ValueError, ValidationError) as exc:
             log.warning("copilot: no suggestions (%s)", exc.__class__.__name__)
-            return None  # no suggestions this time; the chat itself is unaffected
+            return [None] * len(asks)  # no suggestions this time; the chats themselves are unaffected
+        if len(rankings) != len(asks):
+            log.warning("copilot: %d rankings for %d messages", len(rankings), len(asks))
+            return [None] * len(asks)
+        return [_ranking(wire) for wire in rankings]
 
 
 def ranking_from_wire(data: Any) -> Ranking:
-    """The action server's answer (actions/suggest.py SuggestResponse), validated at the boundary."""
-    wire = _WireRanking.model_validate(data)
+    """One of the action server's rankings (actions/suggest.py SuggestResponse), validated at the boundary."""
+    return _ranking(_WireRanking.model_validate(data))
+
+
+def _ranking(wire: _WireRanking) -> Ranking:
     return Ranking(
         wire.kb_version,
         wire.answer_threshold,
