@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import resource
-import secrets
 import sys
 import tempfile
 import time
@@ -28,11 +27,8 @@ from typing import Any
 
 from harness import print_table, write_json
 
-from common.settings import Settings
 from handoff.copilot import HttpSuggestSource, Ranking, actions_base_url
-from tests.stack import free_port, settings_env
-from warmline.migrate import upgrade
-from warmline.processes import Supervisor, services
+from tests.stack import running_action_server
 
 QUESTIONS = [
     "how can I reset my password?", "where do I find my invoice?", "can I change my plan?",
@@ -95,29 +91,16 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def run(messages: int, levels: list[int], repeats: int) -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory() as scratch:
-        settings = Settings(
-            state_dir=Path(scratch), actions_port=free_port(), DATABASE_URL=None, REDIS_URL=None,
-            kb_fine_tune=False, metrics_token=secrets.token_urlsafe(16),
-        )  # fmt: skip
-        upgrade(settings.db_url)
-        supervisor = Supervisor(settings)
-        try:
-            (action_server,) = [s for s in services(settings, Path("unused"), settings_env(settings))
-                                if s.name == "action server"]  # fmt: skip
-            supervisor.start(action_server)
-            pid = supervisor.runs[-1].proc.pid  # type: ignore[union-attr]
-            url = actions_base_url(settings.actions_url)
-            rows: list[dict[str, Any]] = []
-            for concurrency in levels:
-                runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
-                for _ in range(repeats):
-                    for batched in (True, False):
-                        runs[batched].append(await ask(url, pid, messages, concurrency, batched))
-                rows += [median_run(runs[True]), median_run(runs[False])]
-            return rows
-        finally:
-            supervisor.stop_all()
+    with tempfile.TemporaryDirectory() as scratch, running_action_server(Path(scratch)) as (settings, pid):
+        url = actions_base_url(settings.actions_url)
+        rows: list[dict[str, Any]] = []
+        for concurrency in levels:
+            runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+            for _ in range(repeats):
+                for batched in (True, False):
+                    runs[batched].append(await ask(url, pid, messages, concurrency, batched))
+            rows += [median_run(runs[True]), median_run(runs[False])]
+        return rows
 
 
 def main() -> None:

@@ -108,3 +108,25 @@ def running_stack(state_dir: Path, kb_path: Path | None = None, fine_tune: bool 
         yield Stack(settings, supervisor, model)
     finally:
         supervisor.stop_all()
+
+
+@contextmanager
+def running_action_server(state_dir: Path) -> Iterator[tuple[Settings, int]]:
+    """The action server alone (``warmline actions``: the demo KB's live retriever, frozen encoder, SQLite in
+    ``state_dir``), stopped on exit: its settings and its process id."""
+    settings = Settings(
+        state_dir=state_dir, actions_port=free_port(), DATABASE_URL=None, REDIS_URL=None, kb_fine_tune=False,
+        metrics_token=secrets.token_urlsafe(16),
+    )  # fmt: skip
+    upgrade(settings.db_url)
+    supervisor = Supervisor(settings)
+    try:
+        (action_server,) = [
+            s for s in services(settings, Path("unused"), settings_env(settings)) if s.name == "action server"
+        ]
+        supervisor.start(action_server)
+        proc = supervisor.runs[-1].proc
+        assert proc is not None
+        yield settings, proc.pid
+    finally:
+        supervisor.stop_all()

@@ -38,6 +38,8 @@ def test_nothing_in_the_relay_emits_around_the_outbox() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "emit":
                 target = ast.unparse(node.func.value)
+                if path.name == "pubsub.py" and target == "super()":
+                    continue  # the Socket.IO manager's own delivery, below the outbox, passing an emit down
                 if not target.endswith(("out", "outbox")) and path.name != "outbox.py":
                     offenders.append(f"{path.name}:{node.lineno} {target}.emit")
     assert offenders == []
