@@ -198,7 +198,9 @@ class CustomerSide:
         if failure is not None or turn is None:
             telemetry.bot_turn(time.perf_counter() - started, ok=False)
             return await self._bot_down(sid, session_id, uttered.message, ack, failure or BotUnavailable(), started)
-        await self._bot_turn(session_id, stored.message.id, turn, started)
+        if await self._bot_turn(session_id, stored.message.id, turn, started) and sid in self.last_phase:
+            # Handed to a person: the next message is theirs, so Rasa is not asked to read it (it is paused).
+            self.last_phase[sid] = conversation.Phase.QUEUED
         telemetry.bot_turn(time.perf_counter() - started)
         return ack.model_dump(exclude_none=True)
 
@@ -230,7 +232,8 @@ class CustomerSide:
         if self.copilot is not None:  # only now, after the message has left: suggestions never delay it
             self.copilot.after_customer_message(ticket, message, customer)
 
-    async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn, started: float) -> None:
+    async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn, started: float) -> bool:
+        """The bot's turn, stored and sent; True if it handed the chat to a person."""
         said = [split_reply(rasa_message) for rasa_message in turn.messages]
         if any(handoff_card_of(data) is not None for _, data in said):
             replies, opened = await self._open_ticket(session_id, said)
@@ -240,9 +243,11 @@ class CustomerSide:
             # The bot's reading annotates the customer's message, which is stored already: it follows the replies.
             await let_emits_leave()
             await store.set_parse(self.writer, message_id, turn.parse)
-        else:  # the common turn: the bot's answers and its reading, stored in one write before anyone sees them
-            stored = await store.add_replies(self.writer, session_id, said, reading=(message_id, turn.parse))
-            await self._say(session_id, stored)
+            return True
+        # The common turn: the bot's answers and its reading, stored in one write before anyone sees them.
+        stored = await store.add_replies(self.writer, session_id, said, reading=(message_id, turn.parse))
+        await self._say(session_id, stored)
+        return False
 
     async def _bot_down(
         self, sid: str, session_id: str, text: str, ack: events.Ack, failure: BotUnavailable, started: float
@@ -258,6 +263,8 @@ class CustomerSide:
             await self._say(session_id, replies)
             if opened is not None:
                 await self._announce_ticket(session_id, *opened, started)
+            if sid in self.last_phase:  # as after a bot turn that hands over
+                self.last_phase[sid] = conversation.Phase.QUEUED
             return ack.model_dump(exclude_none=True)
         payload = failure.payload(event=events.USER_UTTERED.name)
         await self.out.emit(events.RELAY_ERROR, events.ErrorPayload.model_validate(payload), to=sid)
