@@ -198,11 +198,16 @@ class CustomerSide:
         if failure is not None or turn is None:
             telemetry.bot_turn(time.perf_counter() - started, ok=False)
             return await self._bot_down(sid, session_id, uttered.message, ack, failure or BotUnavailable(), started)
-        if await self._bot_turn(session_id, stored.message.id, turn, started) and sid in self.last_phase:
-            # Handed to a person: the next message is theirs, so Rasa is not asked to read it (it is paused).
-            self.last_phase[sid] = conversation.Phase.QUEUED
+        if await self._bot_turn(session_id, stored.message.id, turn, started):
+            self._handed_over(sid)
         telemetry.bot_turn(time.perf_counter() - started)
         return ack.model_dump(exclude_none=True)
+
+    def _handed_over(self, sid: str) -> None:
+        """This socket's chat went to a person: its next message is theirs, so Rasa (paused) is not asked to read it.
+        Not for a socket that has gone meanwhile (its entry was dropped at disconnect)."""
+        if sid in self.last_phase:
+            self.last_phase[sid] = conversation.Phase.QUEUED
 
     def _validate(self, data: Any) -> events.UserUttered:
         if not isinstance(data, dict):
@@ -263,8 +268,7 @@ class CustomerSide:
             await self._say(session_id, replies)
             if opened is not None:
                 await self._announce_ticket(session_id, *opened, started)
-            if sid in self.last_phase:  # as after a bot turn that hands over
-                self.last_phase[sid] = conversation.Phase.QUEUED
+            self._handed_over(sid)
             return ack.model_dump(exclude_none=True)
         payload = failure.payload(event=events.USER_UTTERED.name)
         await self.out.emit(events.RELAY_ERROR, events.ErrorPayload.model_validate(payload), to=sid)
