@@ -30,12 +30,12 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import String, Table, case, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from common.batching import Coalescer
+from common.batching import Coalescer, Superseded
 from common.clock import utcnow
 from common.db import HotPathWriter, WriteConnection, reading
 from common.driver import hot
 from common.errors import InvalidPayload, NotYourTicket
-from handoff import canned, events, teams
+from handoff import canned, events, teams, telemetry
 from handoff.conversation import agent_room
 from handoff.guard import Gate, Handler, parse, register
 from handoff.models import (
@@ -298,7 +298,10 @@ def inbox_reason(agent_name: str, ticket_id: int) -> str:
 
 
 class SuggestSource(Protocol):
-    async def rank(self, text: str, k: int) -> Ranking | None: ...
+    async def rank(self, text: str, k: int, chat: int | None = None) -> Ranking | None:
+        """The top k articles for text; None when there is none to give (the source is down, or a newer message of
+        the same chat, ``chat`` a ticket id, replaced this one while it waited)."""
+        ...
 
 
 class _WireArticle(BaseModel):
@@ -327,7 +330,9 @@ MAX_BATCH = 32  # actions/suggest.py takes at most this many per request
 class HttpSuggestSource:
     """The action server's live retriever (actions/suggest.py), over one pooled HTTP session. The messages that
     need rankings while a request is out go together in the next one (common/batching.py): under load one round
-    trip, and one request's handling on the action server, serve several chats."""
+    trip, and one request's handling on the action server, serve several chats. A message still waiting when its
+    chat's next one arrives is not ranked at all (``Superseded``): the agent reads the latest, and when the action
+    server falls behind, what waits stays one message per chat instead of growing with the traffic."""
 
     def __init__(self, actions_base_url: str, timeout_s: float = 5.0) -> None:
         self._url = actions_base_url.rstrip("/") + "/copilot/suggest"
@@ -344,8 +349,12 @@ class HttpSuggestSource:
         if self._http is not None:
             await self._http.close()
 
-    async def rank(self, text: str, k: int) -> Ranking | None:
-        return await self._batched((text, k))
+    async def rank(self, text: str, k: int, chat: int | None = None) -> Ranking | None:
+        try:
+            return await self._batched((text, k), key=chat)
+        except Superseded:
+            telemetry.COPILOT_SUPERSEDED.inc()
+            return None
 
     async def _rank_together(self, asks: list[tuple[str, int]]) -> list[Ranking | None]:
         if self._http is None:
@@ -507,11 +516,12 @@ class Copilot:
         context: str,
         chat: Chat | None = None,
     ) -> events.SuggestionsOut | None:
-        """Rank, pick and render one set; None when the action server could not be asked. The database reads run
+        """Rank, pick and render one set; None when the action server could not be asked or the chat's next message
+        replaced this one before it was (HttpSuggestSource). The database reads run
         while the action server ranks, and the set is stored after it is returned (the agent sees it sooner; its
         id is made here), so neither waits on the other nor on the write queue."""
         ranking, known = await asyncio.gather(
-            self.source.rank(question, MAX_ARTICLES + 2),  # spares for the duplicates the policy drops
+            self.source.rank(question, MAX_ARTICLES + 2, chat=ticket_id),  # spares for the duplicates the policy drops
             self._context(ticket_id, agent_id, chat),
         )
         if ranking is None or known is None:

@@ -40,6 +40,10 @@ SEAT_SECONDS = Histogram(
     "warmline_seat_seconds", "Escalation to an agent joining the chat, by team", ["team"], buckets=SEAT_BUCKETS
 )
 PRESENCE_CHANGES = Counter("warmline_agent_presence_changes", "Agent presence changes, by new presence", ["presence"])
+COPILOT_SUPERSEDED = Counter(
+    "warmline_copilot_rankings_superseded",
+    "Copilot rankings dropped unasked: a newer message of the same chat replaced them while they waited",
+)
 AGENTS = Gauge("warmline_agents", "Agents by presence (as last counted by this process)", ["presence"])
 
 QUEUE_EVENT_NAMES = ("queued", "accepted", "transferred", "resolved")

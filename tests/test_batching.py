@@ -66,6 +66,35 @@ async def test_a_failed_batch_fails_only_its_own_calls_and_a_cancelled_caller_ha
         await asyncio.gather(short_by_one(1), short_by_one(2))
 
 
+async def test_a_newer_call_with_the_same_key_takes_the_waiting_ones_place() -> None:
+    batches: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def run(items: list[str]) -> list[str]:
+        batches.append(items)
+        if len(batches) == 1:
+            await gate.wait()
+        return [item.upper() for item in items]
+
+    upper = Coalescer(run, max_batch=8)
+    running = asyncio.ensure_future(upper("a1", key="a"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert batches == [["a1"]]
+    later = [asyncio.ensure_future(upper(text, key=text[0])) for text in ("a2", "b1", "a3", "c1", "a4")]
+    unkeyed = asyncio.ensure_future(upper("x"))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await running == "A1"  # already running when a2 came: a newer call never takes a running one's result
+    results = await asyncio.gather(*later, unkeyed, return_exceptions=True)
+    assert [r if isinstance(r, str) else type(r).__name__ for r in results] == [
+        "Superseded", "B1", "Superseded", "C1", "A4", "X",
+    ]  # fmt: skip
+    assert batches == [["a1"], ["a4", "b1", "c1", "x"]]  # a's latest in a's first place in the line
+    assert upper.superseded == 2
+    assert await upper("a5", key="a") == "A5"  # nothing waits under the key any more: it runs as usual
+
+
 async def test_the_relay_sends_waiting_messages_in_one_request_and_each_gets_its_own_ranking(tmp_path: Path) -> None:
     with running_action_server(tmp_path) as (settings, _):
         source = HttpSuggestSource(actions_base_url(settings.actions_url))
@@ -87,6 +116,15 @@ async def test_the_relay_sends_waiting_messages_in_one_request_and_each_gets_its
                 assert ranking is not None and again is not None and ranking.kb_version == again.kb_version
                 assert len(ranking.articles) == 2 and ranking.articles == again.articles
             assert len({r.articles[0].article_id for r in alone if r is not None}) == 3  # three different questions
+
+            # Two messages of one chat waiting together: only the newer is ranked, the older gets nothing.
+            del requests[:]
+            older, other, newer = await asyncio.gather(
+                source.rank(texts[0], 2, chat=7), source.rank(texts[1], 2, chat=8), source.rank(texts[2], 2, chat=7)
+            )
+            assert requests == [[texts[2], texts[1]]]  # the newer in the older's place
+            assert older is None and other is not None and newer is not None and alone[2] is not None
+            assert newer.articles == alone[2].articles
 
             async with aiohttp.ClientSession() as http:
                 url = actions_base_url(settings.actions_url) + suggest.ROUTE

@@ -41,7 +41,7 @@ class LiveKBSource:
         self.batcher = RankBatcher(service)
         self.asked: list[str] = []
 
-    async def rank(self, text: str, k: int) -> Ranking | None:
+    async def rank(self, text: str, k: int, chat: int | None = None) -> Ranking | None:
         self.asked.append(text)
         answer = await suggest(self.batcher, SuggestRequest(text=text, k=k))
         return copilot.ranking_from_wire(answer.model_dump())
