@@ -53,7 +53,7 @@ from sqlalchemy import func, select, update
 from common.db import create_engine, session_factory
 from common.settings import normalize_db_url
 from handoff.auth import create_agent
-from handoff.models import Agent, Message
+from handoff.models import Agent, CopilotSuggestion, Message
 from tests import services
 from tests.agent_client import AgentClient, login
 from tests.chat_client import Customer
@@ -482,8 +482,15 @@ async def stored_once(db_url: str, run_id: str) -> dict[str, int]:
         distinct = await s.scalar(
             select(func.count(func.distinct(Message.client_id))).where(Message.client_id.like(f"{run_id}-%"))
         )
+        # Customer messages that got the copilot's suggestions (under load a chat's waiting one is superseded by
+        # its next: copilot.md); a customer message is half of what was sent.
+        suggested = await s.scalar(
+            select(func.count(func.distinct(CopilotSuggestion.message_id)))
+            .join(Message, Message.id == CopilotSuggestion.message_id)
+            .where(Message.client_id.like(f"{run_id}-%"))
+        )
     await engine.dispose()
-    return {"rows": int(rows or 0), "distinct_client_ids": int(distinct or 0)}
+    return {"rows": int(rows or 0), "distinct_client_ids": int(distinct or 0), "suggested": int(suggested or 0)}
 
 
 class BareRelay:
