@@ -553,9 +553,10 @@ async def relay_traffic(
     chats = await warmline_pairs([url] * pairs, agents)
     before = {name: cpu_s(pid) for name, pid in pids.items()}
     figures = await traffic(chats, messages, bare=False, run_id=run_id)
-    spent = {name: cpu_s(pid) - before[name] for name, pid in pids.items() if name != "actions"}
-    await asyncio.sleep(0.5)  # the last suggestions are ranked after their message has arrived
-    spent["actions"] = cpu_s(pids["actions"]) - before["actions"]
+    # The copilot ranks after each message has arrived: wait until the action server is idle again, so its CPU
+    # holds all the work this traffic caused and none of it runs into the next measurement.
+    figures["actions_settled_after_s"] = await settled(pids["actions"], window_s=0.5)
+    spent = {name: cpu_s(pid) - before[name] for name, pid in pids.items()}
     for pair in chats:
         await pair.customer.close()
     for agent in agents:
