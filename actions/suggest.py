@@ -5,13 +5,14 @@ Why here and not in the relay: this process holds the live retriever the bot ans
 re-indexed within a second of a publish, later swapped for the fine-tuned encoder), so a suggestion is ranked by
 exactly the model and KB revision the bot would use, and a publish reaches suggestions the moment it reaches the
 bot. A second copy of the index in each relay would cost its memory and its own rebuilds, and drift from the bot's.
+The request and the answer are knowledge/suggest_wire.py's, shared with the relay.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -19,45 +20,15 @@ from sanic.response import HTTPResponse
 from actions.kb_service import KBService, LiveKB, live_kb
 from common.batching import Coalescer
 from knowledge.retrieval import Scored
-
-ROUTE = "/copilot/suggest"
-MAX_K = 10
-MAX_BATCH = 32  # texts per encoder pass (and per request); a longer queue waits for the next one
-
-
-class SuggestRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    text: str = Field(min_length=1, max_length=4000)
-    k: int = Field(default=3, ge=1, le=MAX_K)
-
-
-class SuggestBatch(BaseModel):
-    """What the relay posts: the messages it needs rankings for, several when they arrived together."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    requests: list[SuggestRequest] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class RankedArticle(BaseModel):
-    article_id: str
-    title: str
-    answer: str
-    team: str
-    confidence: float
-
-
-class SuggestResponse(BaseModel):
-    kb_version: str
-    mode: str  # the retriever's mode: tuned | embeddings | tfidf
-    answer_threshold: float  # the bot answers at or above this confidence
-    choices_threshold: float
-    articles: list[RankedArticle]
-
-
-class SuggestBatchResponse(BaseModel):
-    rankings: list[SuggestResponse]  # one per request, in order
+from knowledge.suggest_wire import (
+    MAX_BATCH,
+    ROUTE,
+    RankedArticle,
+    SuggestBatch,
+    SuggestBatchResponse,
+    SuggestRequest,
+    SuggestResponse,
+)
 
 
 class RankBatcher:

@@ -26,7 +26,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 import aiohttp
 import socketio
 from cachetools import TTLCache
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import String, Table, case, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -52,6 +52,7 @@ from handoff.models import (
 from handoff.outbox import Outbox
 from handoff.tickets import TicketRef
 from knowledge import store as kb_store
+from knowledge import suggest_wire
 from knowledge.articles import SLUG_RE
 from knowledge.models import KBArticle, UnansweredQuestion
 
@@ -304,29 +305,6 @@ class SuggestSource(Protocol):
         ...
 
 
-class _WireArticle(BaseModel):
-    article_id: str
-    title: str
-    answer: str
-    team: str | None = None
-    confidence: float
-
-
-class _WireRanking(BaseModel):
-    """actions/suggest.py's SuggestResponse, as the relay reads it (the test end-to-end checks they agree)."""
-
-    kb_version: str
-    answer_threshold: float
-    articles: list[_WireArticle]
-
-
-class _WireRankings(BaseModel):
-    rankings: list[_WireRanking]
-
-
-MAX_BATCH = 32  # actions/suggest.py takes at most this many per request
-
-
 class HttpSuggestSource:
     """The action server's live retriever (actions/suggest.py), over one pooled HTTP session. The messages that
     need rankings while a request is out go together in the next one (common/batching.py): under load one round
@@ -335,10 +313,10 @@ class HttpSuggestSource:
     server falls behind, what waits stays one message per chat instead of growing with the traffic."""
 
     def __init__(self, actions_base_url: str, timeout_s: float = 5.0) -> None:
-        self._url = actions_base_url.rstrip("/") + "/copilot/suggest"
+        self._url = actions_base_url.rstrip("/") + suggest_wire.ROUTE
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._http: aiohttp.ClientSession | None = None
-        self._batched = Coalescer(self._rank_together, MAX_BATCH)
+        self._batched = Coalescer(self._rank_together, suggest_wire.MAX_BATCH)
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
@@ -360,28 +338,24 @@ class HttpSuggestSource:
         if self._http is None:
             await self.start()
         assert self._http is not None
-        body = {"requests": [{"text": text[:4000], "k": k} for text, k in asks]}
+        body = {"requests": [{"text": text[: suggest_wire.MAX_TEXT], "k": k} for text, k in asks]}
         try:
             async with self._http.post(self._url, json=body) as answer:
                 if answer.status != 200:
                     log.warning("copilot: the action server answered %s", answer.status)
                     return [None] * len(asks)
-                rankings = _WireRankings.model_validate(await answer.json()).rankings
+                rankings = suggest_wire.SuggestBatchResponse.model_validate(await answer.json()).rankings
         except (TimeoutError, aiohttp.ClientError, ValueError, ValidationError) as exc:
             log.warning("copilot: no suggestions (%s)", exc.__class__.__name__)
             return [None] * len(asks)  # no suggestions this time; the chats themselves are unaffected
         if len(rankings) != len(asks):
             log.warning("copilot: %d rankings for %d messages", len(rankings), len(asks))
             return [None] * len(asks)
-        return [_ranking(wire) for wire in rankings]
+        return [ranking_of(wire) for wire in rankings]
 
 
-def ranking_from_wire(data: Any) -> Ranking:
-    """One of the action server's rankings (actions/suggest.py SuggestResponse), validated at the boundary."""
-    return _ranking(_WireRanking.model_validate(data))
-
-
-def _ranking(wire: _WireRanking) -> Ranking:
+def ranking_of(wire: suggest_wire.SuggestResponse) -> Ranking:
+    """One of the action server's rankings, as the policy reads it."""
     return Ranking(
         wire.kb_version,
         wire.answer_threshold,

@@ -11,10 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from actions import suggest
 from common.batching import Coalescer
-from handoff import copilot
 from handoff.copilot import HttpSuggestSource, Ranking, actions_base_url
+from knowledge import suggest_wire
 from tests.stack import running_action_server
 
 
@@ -105,7 +104,7 @@ async def test_the_relay_sends_waiting_messages_in_one_request_and_each_gets_its
             requests.append([text for text, _ in asks])
             return await send(asks)
 
-        source._batched = Coalescer(counted, copilot.MAX_BATCH)  # the source's own batching, with a spy
+        source._batched = Coalescer(counted, suggest_wire.MAX_BATCH)  # the source's own batching, with a spy
         try:
             texts = ["how can I reset my password?", "where do I find my invoice?", "can I change my plan?"] * 2
             together = await asyncio.gather(*(source.rank(text, 2) for text in texts))
@@ -127,7 +126,7 @@ async def test_the_relay_sends_waiting_messages_in_one_request_and_each_gets_its
             assert newer.articles == alone[2].articles
 
             async with aiohttp.ClientSession() as http:
-                url = actions_base_url(settings.actions_url) + suggest.ROUTE
+                url = actions_base_url(settings.actions_url) + suggest_wire.ROUTE
                 for bad in ({}, {"requests": []}, {"requests": [{"text": ""}]}, {"requests": [{"text": "x"}] * 33}):
                     async with http.post(url, json=bad) as answer:
                         assert answer.status == 400, bad

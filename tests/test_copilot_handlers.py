@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from actions.kb_service import KBService
-from actions.suggest import RankBatcher, SuggestRequest, suggest
+from actions.suggest import RankBatcher, suggest
 from common.settings import Settings
 from handoff import copilot, events, tickets
 from handoff.auth import create_agent
@@ -25,6 +25,7 @@ from handoff.models import CannedResponse, CopilotSaved, CopilotUse, Message
 from knowledge import store
 from knowledge.models import UnansweredQuestion
 from knowledge.retrieval import Scored
+from knowledge.suggest_wire import SuggestRequest
 from tests.fakes import RecordingSio, ScriptedBot
 from tests.handler_harness import wire
 
@@ -44,7 +45,7 @@ class LiveKBSource:
     async def rank(self, text: str, k: int, chat: int | None = None) -> Ranking | None:
         self.asked.append(text)
         answer = await suggest(self.batcher, SuggestRequest(text=text, k=k))
-        return copilot.ranking_from_wire(answer.model_dump())
+        return copilot.ranking_of(answer)
 
 
 @dataclass
