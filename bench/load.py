@@ -843,8 +843,13 @@ def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dic
     base_mb = figures["d_idle_sockets"]["relay"]["rss_before_mb"]
     relay_mem_gb = (relays * base_mb + sockets * kb_per_socket / 1024) / 1024
     rasa_cores = turns_per_s * rasa_ms / 1000
-    # The action server: the bot's turns, and the copilot's ranking of every human-phase customer message (c).
-    copilot_ms = human.get("actions_cpu_ms_per_message", 0.0)
+    # The action server: the bot's turns, and the copilot's ranking of every human-phase customer message. In c a
+    # chat writes again within milliseconds, so most waiting rankings are superseded (docs/copilot.md); at a message
+    # every message_interval_s none is, so the plan counts one ranking per customer message (half the human
+    # phase's messages) at c's cost per ranking made (the action server's CPU over the suggestion sets stored).
+    rankings = human["stored"].get("suggested")
+    per_ranking_ms = human["actions_cpu_ms_per_message"] * human["stored"]["sent"] / rankings if rankings else None
+    copilot_ms = per_ranking_ms / 2 if per_ranking_ms else human.get("actions_cpu_ms_per_message", 0.0)
     actions_cores = (turns_per_s * actions_ms + human_msgs_per_s * copilot_ms) / 1000
     rasas = math.ceil(rasa_cores / a.utilization)
     # Redis: one script call per emit plus its deliveries, each at the cost of a publish with one subscriber
@@ -864,7 +869,9 @@ def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dic
         "relays_by_cpu": relay_by_cpu, "relays_by_sockets": relay_by_sockets, "relays": relays,
         "relay_memory_gb": round(relay_mem_gb, 1),
         "rasa_cpu_ms_per_turn": rasa_ms, "rasa_cores": round(rasa_cores, 1), "rasa_processes": rasas,
-        "actions_cpu_ms_per_turn": actions_ms, "actions_cpu_ms_per_human_message": copilot_ms,
+        "actions_cpu_ms_per_turn": actions_ms,
+        "actions_cpu_ms_per_ranking": round(per_ranking_ms, 2) if per_ranking_ms else None,
+        "actions_cpu_ms_per_human_message": round(copilot_ms, 3),
         "actions_cores": round(actions_cores, 1),
         "redis_cores": round(redis_cores, 2), "pg_transactions_per_s": round(pg_xact_per_s),
         "total_cores": round((relay_cores + rasa_cores + actions_cores + redis_cores) / a.utilization, 1),
