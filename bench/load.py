@@ -483,7 +483,7 @@ async def stored_once(db_url: str, run_id: str) -> dict[str, int]:
             select(func.count(func.distinct(Message.client_id))).where(Message.client_id.like(f"{run_id}-%"))
         )
         # Customer messages that got the copilot's suggestions (under load a chat's waiting one is superseded by
-        # its next: copilot.md); a customer message is half of what was sent.
+        # its next: docs/copilot.md).
         suggested = await s.scalar(
             select(func.count(func.distinct(CopilotSuggestion.message_id)))
             .join(Message, Message.id == CopilotSuggestion.message_id)

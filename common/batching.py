@@ -45,7 +45,7 @@ class Coalescer(Generic[I, R]):
         self._waiting: list[_Waiting[I, R]] = []
         self._by_key: dict[Hashable, _Waiting[I, R]] = {}
         self._running = False
-        self.superseded = 0  # calls replaced by a newer one with their key (a count for telemetry and tests)
+        self.superseded = 0  # calls replaced by a newer one with their key, since this coalescer was made
 
     async def __call__(self, item: I, key: Hashable | None = None) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()

@@ -491,9 +491,9 @@ class Copilot:
         chat: Chat | None = None,
     ) -> events.SuggestionsOut | None:
         """Rank, pick and render one set; None when the action server could not be asked or the chat's next message
-        replaced this one before it was (HttpSuggestSource). The database reads run
-        while the action server ranks, and the set is stored after it is returned (the agent sees it sooner; its
-        id is made here), so neither waits on the other nor on the write queue."""
+        replaced this one before it was (HttpSuggestSource). The database reads run while the action server ranks,
+        and the set is stored after it is returned (the agent sees it sooner; its id is made here), so neither
+        waits on the other nor on the write queue."""
         ranking, known = await asyncio.gather(
             self.source.rank(question, MAX_ARTICLES + 2, chat=ticket_id),  # spares for the duplicates the policy drops
             self._context(ticket_id, agent_id, chat),

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.settings import Settings
 from warmline.migrate import upgrade
@@ -83,24 +84,30 @@ class Stack:
         return relay_settings.relay_url
 
 
+def scratch_settings(state_dir: Path, **given: Any) -> Settings:
+    """Settings for processes of a test's own: SQLite in ``state_dir`` (migrated), free ports, no Redis, a /metrics
+    token (for the tests and benchmarks that read each process's metrics)."""
+    settings = Settings(
+        state_dir=state_dir,
+        relay_port=free_port(),
+        rasa_port=free_port(),
+        actions_port=free_port(),
+        DATABASE_URL=None,
+        REDIS_URL=None,
+        metrics_token=secrets.token_urlsafe(16),
+        **given,
+    )
+    upgrade(settings.db_url)
+    return settings
+
+
 @contextmanager
 def running_stack(state_dir: Path, kb_path: Path | None = None, fine_tune: bool = False) -> Iterator[Stack]:
     """Rasa, the action server and one relay (SQLite in ``state_dir``), stopped on exit. The action server's
     background fine-tune (knowledge/finetune.py) costs a stack tens of CPU-seconds after every publish: off unless
     asked for (its own tests run the service in-process; bench/kb_publish.py measures it)."""
     model, _ = ensure_model(Settings())  # the model is cached in the project's state dir across runs
-    settings = Settings(
-        state_dir=state_dir,
-        kb_path=kb_path or Settings().kb_path,
-        relay_port=free_port(),
-        rasa_port=free_port(),
-        actions_port=free_port(),
-        DATABASE_URL=None,
-        REDIS_URL=None,
-        kb_fine_tune=fine_tune,
-        metrics_token=secrets.token_urlsafe(16),  # each process's /metrics, for the tests and benchmarks that read it
-    )
-    upgrade(settings.db_url)
+    settings = scratch_settings(state_dir, kb_path=kb_path or Settings().kb_path, kb_fine_tune=fine_tune)
     supervisor = Supervisor(settings)
     try:
         for service in services(settings, model, settings_env(settings)):
@@ -114,11 +121,7 @@ def running_stack(state_dir: Path, kb_path: Path | None = None, fine_tune: bool 
 def running_action_server(state_dir: Path) -> Iterator[tuple[Settings, int]]:
     """The action server alone (``warmline actions``: the demo KB's live retriever, frozen encoder, SQLite in
     ``state_dir``), stopped on exit: its settings and its process id."""
-    settings = Settings(
-        state_dir=state_dir, actions_port=free_port(), DATABASE_URL=None, REDIS_URL=None, kb_fine_tune=False,
-        metrics_token=secrets.token_urlsafe(16),
-    )  # fmt: skip
-    upgrade(settings.db_url)
+    settings = scratch_settings(state_dir, kb_fine_tune=False)
     supervisor = Supervisor(settings)
     try:
         (action_server,) = [
