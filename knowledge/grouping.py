@@ -11,10 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import hstack
-from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 # Average cosine similarity needed to share a group. On these features close rewordings of one question score
 # about 0.3-0.55 and different topics below 0.1; 0.3 groups rewordings without merging topics (tests/test_kb_grouping).
@@ -35,6 +31,12 @@ class Group:
 
 
 def similarity_matrix(texts: Sequence[str]) -> np.ndarray:
+    # Imported here, not at the top: every relay process imports this module (the KB editor's inbox) and would
+    # otherwise load scikit-learn and SciPy at start (1.5 s, tens of MB each) for a page an editor opens now and then.
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
     words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True)
     features = normalize(hstack([words.fit_transform(texts), chars.fit_transform(texts)]).tocsr())
@@ -48,6 +50,8 @@ def group_questions(items: Sequence[tuple[int, str]], min_similarity: float = MI
         return []
     if len(items) == 1:
         return [Group((items[0][0],), (items[0][1],))]
+    from sklearn.cluster import AgglomerativeClustering  # see similarity_matrix
+
     texts = [t for _, t in items]
     sims = np.clip(similarity_matrix(texts), 0.0, 1.0)
     labels = AgglomerativeClustering(
