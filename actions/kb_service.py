@@ -16,15 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from actions.retrain import Retrainer, train_and_load
+from common.background import background_thread
 from common.db import HotPathWriter, create_engine, reading, session_factory
 from common.settings import Settings
 from knowledge import store
@@ -42,7 +40,7 @@ CHECK_INTERVAL_S = 1.0
 # Quiet time after a publish before the encoder is fine-tuned: an editor publishing several articles in a row
 # gets one fine-tune, not one per article.
 TUNE_AFTER_S = 5.0
-TUNE_NICENESS = 10  # the fine-tune's thread yields the CPU to the answer path and to Rasa
+TUNE_NICENESS = 10  # the fine-tune's thread yields the CPU to the answer path, to Rasa and to the copilot
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class KBService:
         self.settings = settings
         self.fine_tune = fine_tune and settings.kb_fine_tune and default_embedder() is not None
         self._tuner: asyncio.Task[None] | None = None
-        self._tune_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-fine-tune")
+        self._tune_pool = background_thread("kb-fine-tune", TUNE_NICENESS)
         self._stopping = False
         self._latest_revision = ""  # set as soon as a new revision is seen: a fine-tune of an older one stops
         self._live: LiveKB | None = None
@@ -172,8 +170,6 @@ class KBService:
 
     def _build_tuned(self, live: LiveKB) -> tuple[LiveKB, float, int]:
         """In the worker thread: (the tuned live KB, fine-tuning seconds, steps)."""
-        with contextlib.suppress(OSError):  # Linux: a thread's niceness is its own
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TUNE_NICENESS)
         embedder = fine_tune(live.kb, should_stop=lambda: self._stopping or self._latest_revision != live.version)
         retriever = Retriever.build(live.kb, embedder=embedder)
         retriever.rank("hello")  # traces the tuned encoder (knowledge/embeddings.py) before a customer needs it

@@ -17,7 +17,8 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from actions.kb_service import KBService, LiveKB, live_kb
+from actions.kb_service import TUNE_NICENESS, KBService, LiveKB, live_kb
+from common.background import background_thread
 from common.batching import Coalescer
 from knowledge.retrieval import Scored
 from knowledge.suggest_wire import (
@@ -30,15 +31,23 @@ from knowledge.suggest_wire import (
     SuggestResponse,
 )
 
+# Between the chat's own work (0) and the background fine-tune (TUNE_NICENESS): an agent's suggestions matter more
+# than a better encoder a minute sooner.
+COPILOT_NICENESS = TUNE_NICENESS // 2
+
 
 class RankBatcher:
     """Ranks the messages that arrive together in one encoder pass (common/batching.py): a batch costs less per
     text than one text at a time, and in the human phase every customer message asks for suggestions. The pass
-    runs in a worker thread, so the action server keeps serving Rasa's actions while it encodes."""
+    runs in a worker thread of its own at a lower CPU priority (common/background.py): the action server keeps
+    serving Rasa's actions while it encodes, and where it shares cores with the relay and Rasa (``make run``, a
+    small host) the bot's answers and the chat's messages go first; a suggestion can wait, and one still waiting
+    when its chat's next message comes is dropped (common/batching.py)."""
 
     def __init__(self, service: KBService, max_batch: int = MAX_BATCH) -> None:
         self._service = service
         self._together = Coalescer(self._rank_together, max_batch)
+        self._encoder = background_thread("copilot-rank", COPILOT_NICENESS)
 
     async def rank(self, text: str, k: int) -> tuple[LiveKB, list[Scored]]:
         return await self._together((text, k))
@@ -48,7 +57,9 @@ class RankBatcher:
         if not live.kb.articles:
             return [(live, []) for _ in asks]
         texts = [text for text, _ in asks]
-        ranked = await asyncio.to_thread(live.retriever.rank_many, texts, max(k for _, k in asks))
+        ranked = await asyncio.get_running_loop().run_in_executor(
+            self._encoder, live.retriever.rank_many, texts, max(k for _, k in asks)
+        )
         return [(live, found[:k]) for (_, k), found in zip(asks, ranked, strict=True)]
 
 
