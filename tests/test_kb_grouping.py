@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from knowledge.grouping import group_questions
 
 QUESTIONS = [
@@ -34,3 +37,11 @@ def test_edge_cases() -> None:
     (only,) = group_questions([(7, "hello")])
     assert only.ids == (7,) and only.label == "hello"
     assert group_questions([(1, "   ")]) == []
+
+
+def test_a_relay_process_does_not_load_scikit_learn_to_start() -> None:
+    """The relay imports this module for the KB inbox; scikit-learn and SciPy (about 90 MB and 1.5 s at start) come
+    only when an editor's inbox is grouped."""
+    code = "import sys, handoff.app; print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
