@@ -22,10 +22,11 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import Boolean, DateTime, String, column, insert, table, update
+from sqlalchemy import Boolean, String, column, insert, table, update
 
 from actions.kb_service import live_kb
 from common.clock import utcnow
+from common.db import UtcDateTime
 from knowledge.articles import Article
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ KB_ANSWERS = table(
     column("article_id", String(128)),
     column("team", String(64)),
     column("helpful", Boolean),
-    column("created_at", DateTime(timezone=True)),
-    column("feedback_at", DateTime(timezone=True)),
+    column("created_at", UtcDateTime()),
+    column("feedback_at", UtcDateTime()),
 )
 
 # Strong references to running writes: the event loop keeps only weak ones.

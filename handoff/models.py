@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -23,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.clock import utcnow
-from common.db import Base
+from common.db import Base, UtcDateTime
 
 
 class Conversation(Base):
@@ -37,8 +36,8 @@ class Conversation(Base):
     # Read receipts: the last message id each side has seen (one number per side, not a row per message).
     customer_read_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     agent_read_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Message(Base):
@@ -58,7 +57,7 @@ class Message(Base):
     parse: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Anything else the bot sent with its text (quick replies, custom payloads).
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +89,7 @@ class Agent(Base):
     # What the agent says about themselves; routing offers chats only to "online" agents with free capacity.
     presence: Mapped[str] = mapped_column(String(16), default="offline", server_default="offline")
     capacity: Mapped[int] = mapped_column(Integer, default=3, server_default="3")  # most chats at once
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class AgentToken(Base):
@@ -100,8 +99,8 @@ class AgentToken(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Ticket(Base):
@@ -124,9 +123,9 @@ class Ticket(Base):
     reason: Mapped[str] = mapped_column(String(64))
     card: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the handoff card packaged by the bot
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rating_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The team whose queue holds the ticket (routing decided it from the article's team; a transfer changes it).
@@ -145,7 +144,7 @@ class Team(Base):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # {"tz": "Europe/Paris", "days": [0..6, Monday=0], "start": "08:00", "end": "18:00"}; None means always open.
     hours: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class TeamMember(Base):
@@ -165,8 +164,8 @@ class TicketSegment(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     team: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     ended_by: Mapped[str | None] = mapped_column(String(16), nullable=True)  # transfer | resolve
 
 
@@ -180,7 +179,7 @@ class CannedResponse(Base):
     team_id: Mapped[int | None] = mapped_column(
         ForeignKey("teams.id", ondelete="CASCADE"), nullable=True
     )  # None: shared
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class KbAnswer(Base):
@@ -201,8 +200,8 @@ class KbAnswer(Base):
     article_id: Mapped[str] = mapped_column(String(128))
     team: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the article's team, for the team filter
     helpful: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    feedback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    feedback_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ChatRating(Base):
@@ -213,11 +212,11 @@ class ChatRating(Base):
     __tablename__ = "chat_ratings"
 
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
-    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    asked_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     asked_because: Mapped[str] = mapped_column(String(16))  # ended | idle | customer (rated unasked)
     score: Mapped[int | None] = mapped_column(Integer, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    rated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 # Reports read by date range (handoff/reports.py): these keep a 30-day report off full-table scans.
@@ -251,7 +250,7 @@ class CopilotSuggestion(Base):
     context: Mapped[str] = mapped_column(String(16))  # message | handoff
     kb_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the SuggestionsOut sent (re-sent after a reload)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class CopilotItem(Base):
@@ -278,10 +277,10 @@ class CopilotUse(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("copilot_items.id", ondelete="CASCADE"))
     agent_id: Mapped[int] = mapped_column(Integer)
     inserted_text: Mapped[str] = mapped_column(Text)
-    inserted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    inserted_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     message_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class CopilotSaved(Base):
@@ -301,4 +300,4 @@ class CopilotSaved(Base):
     article_id: Mapped[str] = mapped_column(String(128))
     version_id: Mapped[int] = mapped_column(Integer)  # the draft version editors publish
     inbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # kb_unanswered row
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

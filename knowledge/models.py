@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.clock import utcnow
-from common.db import Base
+from common.db import Base, UtcDateTime
 
 
 class KBArticle(Base):
@@ -26,8 +26,8 @@ class KBArticle(Base):
     # not foreign keys: a cycle between the two tables would need ALTERs that SQLite cannot do in place.
     published_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latest_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class KBArticleVersion(Base):
@@ -45,7 +45,7 @@ class KBArticleVersion(Base):
     always_human: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     author: Mapped[str | None] = mapped_column(String(64), nullable=True)  # agent username; None for imports
     note: Mapped[str | None] = mapped_column(String(200), nullable=True)  # "rollback to v2", "import", ...
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class KBMeta(Base):
@@ -69,7 +69,7 @@ class UnansweredQuestion(Base):
     reason: Mapped[str] = mapped_column(
         String(32)
     )  # not_sure | choices | low_confidence | failed_turns | customer_asked
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # What became of it: the article it now belongs to, or None when dismissed.
     article_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

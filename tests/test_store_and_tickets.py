@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handoff import store, tickets
 from handoff.auth import BadCredentials, agent_for_token, create_agent, login
-from handoff.models import Conversation
+from handoff.bot_replies import history_message
+from handoff.models import Conversation, Message
 
 
 async def test_message_with_the_same_client_id_is_stored_once(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -20,6 +24,23 @@ async def test_message_with_the_same_client_id_is_stored_once(sessions: async_se
     assert again.message.id == first.message.id
     async with sessions() as s:
         assert [m.client_id for m in await store.history(s, "conv-00001")] == ["c1", "c2"]
+
+
+async def test_timestamps_come_back_in_utc_with_their_offset(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """SQLite keeps no offset: without UtcDateTime a stored message's ``ts`` read back naive, which a browser takes
+    for its own local time; a time given in another zone is stored as the same instant."""
+    noon_in_paris = datetime(2026, 12, 1, 12, 0, tzinfo=timezone(timedelta(hours=1)))
+    async with sessions() as s, s.begin():
+        await s.run_sync(store.open_conversation, "conv-00003", None)
+        said = await s.run_sync(store.add_message, "conv-00003", "customer", "hello", client_id="t1")
+        s.add(Message(conversation_id="conv-00003", sender="system", text="then", created_at=noon_in_paris))
+    async with sessions() as s:
+        rows = (await s.execute(select(Message).where(Message.conversation_id == "conv-00003"))).scalars().all()
+        again = await s.run_sync(store.add_message, "conv-00003", "customer", "hello", client_id="t1")
+    assert [m.created_at.tzinfo for m in rows] == [UTC, UTC]
+    assert rows[1].created_at == noon_in_paris and rows[1].created_at.hour == 11
+    assert history_message(again.message).ts == history_message(said.message).ts  # the resend's ack: same ts
+    assert history_message(rows[0]).ts.endswith("+00:00")
 
 
 async def test_customer_details_are_merged_not_overwritten(sessions: async_sessionmaker[AsyncSession]) -> None:
