@@ -257,19 +257,23 @@ class AgentSide:
             return ticket, said
 
         ticket, stored = await self.writer.write(store_it)
-        ack = {
-            "ok": True,
-            "message_id": stored.message.id,
-            "client_id": says.client_id,
-            "duplicate": not stored.created,
-        }
+        said = history_message(stored.message)
         if stored.created:
             room = chat_room(ticket.conversation_id)
             for event in bot_uttered(stored.message):
                 await self.out.emit(events.BOT_UTTERED, event, to=room)
-            chat = events.ChatMessage(ticket_id=ticket.id, message=history_message(stored.message))
-            await self.out.emit(events.CHAT_MESSAGE, chat, to=room)
-        return ack
+            # The sender has it in the ack; another tab of the agent's, or an admin watching, gets it here.
+            await self.out.emit(
+                events.CHAT_MESSAGE, events.ChatMessage(ticket_id=ticket.id, message=said), to=room, skip=sid
+            )
+        ack = events.AgentSaid(
+            ticket_id=ticket.id,
+            message_id=stored.message.id,
+            client_id=says.client_id,
+            duplicate=not stored.created,
+            message=said,
+        )
+        return events.wire(ack)  # type: ignore[no-any-return]
 
     async def resolve(self, sid: str, data: Any) -> dict[str, Any]:
         ref = parse(events.TicketRef, data)

@@ -421,6 +421,18 @@ class ChatMessage(Payload):
     message: HistoryMessage
 
 
+class AgentSaid(Payload):
+    """What ``agent_message`` answers: the stored message, which the sender's console shows from here. The chat's
+    room on ``/agent`` gets it as ``chat_message`` except the sending socket (one send a message fewer)."""
+
+    ok: bool = True
+    ticket_id: int
+    message_id: int
+    client_id: str | None = None
+    duplicate: bool = False
+    message: HistoryMessage
+
+
 class AgentSays(Incoming):
     ticket_id: RowId
     text: str

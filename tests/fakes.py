@@ -22,6 +22,7 @@ class Emitted:
     data: Any
     to: str | None
     namespace: str
+    skip: str | None = None  # a socket of the room that was not sent it
 
 
 def check_shape(namespace: str, name: str, data: Any, *, custom_ok: bool = False) -> None:
@@ -50,10 +51,17 @@ class RecordingSio:
         self.handlers[(namespace or "/", event)] = handler
 
     async def emit(
-        self, event: str, data: Any = None, *, to: str | None = None, namespace: str | None = None, **_: Any
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        to: str | None = None,
+        namespace: str | None = None,
+        skip_sid: str | None = None,
+        **_: Any,
     ) -> None:
         check_shape(namespace or "/", event, data, custom_ok=self.custom_ok)
-        self.emitted.append(Emitted(event, data, to, namespace or "/"))
+        self.emitted.append(Emitted(event, data, to, namespace or "/", skip_sid))
 
     async def save_session(self, sid: str, session: dict[str, Any], namespace: str | None = None) -> None:
         self.sessions[(namespace or "/", sid)] = session

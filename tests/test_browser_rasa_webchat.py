@@ -60,7 +60,7 @@ async def agent_says(agent: AgentClient, ticket_id: int, text: str) -> None:
 
 
 async def customer_said(agent: AgentClient, text: str) -> None:
-    while True:  # chat_message carries every message of the chat, the agent's own included
+    while True:  # chat_message carries the chat's messages, the bot's and the system's included
         event = await agent.next("chat_message", timeout=15)
         if event["message"]["sender"] == "customer" and event["message"]["text"] == text:
             return

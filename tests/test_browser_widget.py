@@ -98,7 +98,7 @@ async def agent_event(agent: AgentClient, name: str, **match: Any) -> dict[str, 
 
 
 async def customer_message(agent: AgentClient, text: str) -> dict[str, Any]:
-    while True:  # chat_message carries every message of the chat, the agent's own included
+    while True:  # chat_message carries the chat's messages, the bot's and the system's included
         event = await agent.next("chat_message", timeout=15)
         if event["message"]["sender"] == "customer" and event["message"]["text"] == text:
             return dict(event["message"])

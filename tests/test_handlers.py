@@ -91,6 +91,17 @@ async def test_agent_messages_reach_a_rasa_widget_as_replies_and_resolve_hands_b
     (said,) = relay.sio.sent("bot_uttered")
     assert set(said.data) == {"text", "metadata"} and said.data["metadata"]["sender"] == "agent"
     assert said.data["metadata"]["agent_name"] == "Ada"
+    # The sender's console shows its message from the ack; the chat's room gets it too, less the sending socket.
+    assert ack["ticket_id"] == ticket_id and ack["message"]["message_id"] == ack["message_id"]
+    assert ack["message"]["text"] == "Hi, Ada here" and ack["message"]["sender"] == "agent"
+    (relayed,) = relay.sio.sent("chat_message", A)
+    assert relayed.data["message"] == ack["message"] and relayed.to == chat_room(SESSION) and relayed.skip == "a1"
+    relay.sio.clear()
+    again = await relay.sio.call(
+        A, "agent_message", "a1", {"ticket_id": ticket_id, "text": "Hi, Ada here", "client_id": "x1"}
+    )
+    assert again["duplicate"] and again["message"] == ack["message"]  # a resend: the same message, sent to nobody
+    assert relay.sio.emitted == []
     relay.sio.clear()
     assert (await relay.sio.call(A, "resolve", "a1", {"ticket_id": ticket_id}))["ok"]
     assert relay.bot.resumed == [SESSION]

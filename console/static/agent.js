@@ -481,6 +481,8 @@
     socket.emit("agent_message", { ticket_id: state.current, text: text, client_id: clientId }, function (ack) {
       if (!ack.ok) { showError("chat-error", ack.error.message); return; }
       showError("chat-error", "");
+      // Our own message comes back in the ack, not as a chat_message (the relay sends that to our other tabs only).
+      onChatMessage({ ticket_id: ack.ticket_id, message: ack.message });
       // The copilot's metrics: was the inserted suggestion sent as it was, or edited first (the relay compares).
       if (inserted) socket.emit("suggestion_sent", { ticket_id: inserted.ticket_id, use_id: inserted.use_id, message_id: ack.message_id });
     });
