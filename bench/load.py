@@ -16,6 +16,8 @@ c. Human phase: N customer/agent pairs (every send acknowledged, --messages each
    50 chats) through one relay process, and the same clients and traffic through a bare python-socketio room relay
    (bench/bare_relay.py): messages/s, one-way p50/p99; targets >= 70 % of the bare throughput, p99 <= 2x the
    bare p99; every message stored once; CPU ms per relayed message of the relay, of Rasa and of the bare relay.
+   Each Warmline agent socket has one of its chats on screen and asks the copilot's suggestions for that chat's
+   customer messages as the console does (`suggest`); the bare relay has no such event.
 d. --sockets idle customer sockets (Engine.IO over WebSocket, session_request answered) on one relay process and
    on the bare relay: resident memory per socket (target <= 50 KB) and connect rate.
 e. 1, 2, 4 relay processes on one PostgreSQL database and one Redis, pairs spread so each customer's agent is on
@@ -370,6 +372,10 @@ class Wire:
 
     to_agent: dict[str, asyncio.Future[float]] = field(default_factory=dict)
     to_customer: dict[str, asyncio.Future[float]] = field(default_factory=dict)
+    # Warmline: the chat each agent socket has on screen, whose customer messages its console asks suggestions
+    # for (handoff/copilot.py: only what an agent looks at is ranked); the asks in flight.
+    on_screen: dict[int, AgentClient] = field(default_factory=dict)
+    asks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def expect(self, box: dict[str, asyncio.Future[float]], text: str) -> asyncio.Future[float]:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -384,9 +390,17 @@ class Wire:
 
     def listen(self, customer: Customer, agent: AgentClient) -> None:
         customer.sio.on("bot_uttered", lambda data: self.arrived(self.to_customer, data.get("text")))
-        agent.sio.on(
-            "chat_message", lambda data: self.arrived(self.to_agent, data["message"].get("text")), namespace="/agent"
-        )
+        agent.sio.on("chat_message", self._at_agent, namespace="/agent")
+
+    def _at_agent(self, data: dict[str, Any]) -> None:
+        message = data["message"]
+        self.arrived(self.to_agent, message.get("text"))
+        agent = self.on_screen.get(data.get("ticket_id", 0))
+        if agent is not None and message.get("sender") == "customer":  # as the console does, off the handler
+            ask = {"ticket_id": data["ticket_id"], "message_id": message["message_id"]}
+            task = asyncio.get_running_loop().create_task(agent.call("suggest", ask))
+            self.asks.add(task)
+            task.add_done_callback(self.asks.discard)
 
 
 async def in_chunks(items: list[Any], size: int, run: Callable[[Any], Awaitable[Any]]) -> list[Any]:
@@ -446,6 +460,8 @@ async def traffic(pairs: list[Pair], messages: int, bare: bool, run_id: str) -> 
     wire = Wire()
     for pair in pairs:
         wire.listen(pair.customer, pair.agent)
+        if not bare and pair.agent not in wire.on_screen.values():  # each agent socket's first chat is on screen
+            wire.on_screen[pair.ticket_id] = pair.agent
     freeze_client_heap()
     one_way: list[float] = []
 
@@ -471,6 +487,7 @@ async def traffic(pairs: list[Pair], messages: int, bare: bool, run_id: str) -> 
     started = time.perf_counter()
     await asyncio.gather(*(talk(i, p) for i, p in enumerate(pairs)))
     elapsed = time.perf_counter() - started
+    await asyncio.gather(*wire.asks)  # the consoles' last asks for suggestions
     return {"messages": len(one_way), "seconds": round(elapsed, 2), "messages_per_s": round(len(one_way) / elapsed, 1),
             **summary_ms(one_way)}  # fmt: skip
 
@@ -843,10 +860,10 @@ def capacity_model(figures: dict[str, Any], a: Assumptions | None = None) -> dic
     base_mb = figures["d_idle_sockets"]["relay"]["rss_before_mb"]
     relay_mem_gb = (relays * base_mb + sockets * kb_per_socket / 1024) / 1024
     rasa_cores = turns_per_s * rasa_ms / 1000
-    # The action server: the bot's turns, and the copilot's ranking of every human-phase customer message. In c a
-    # chat writes again within milliseconds, so most waiting rankings are superseded (docs/copilot.md); at a message
-    # every message_interval_s none is, so the plan counts one ranking per customer message (half the human
-    # phase's messages) at c's cost per ranking made (the action server's CPU over the suggestion sets stored).
+    # The action server: the bot's turns, and the copilot's rankings. A console asks only for the chat on its
+    # screen (docs/copilot.md), one of chats_per_agent; the plan still counts one ranking per customer message
+    # (half the human phase's messages: an agent who reads every chat as it writes), an upper bound, at c's cost per
+    # ranking made (the action server's CPU over the suggestion sets stored).
     rankings = human["stored"].get("suggested")
     per_ranking_ms = human["actions_cpu_ms_per_message"] * human["stored"]["sent"] / rankings if rankings else None
     copilot_ms = per_ranking_ms / 2 if per_ranking_ms else human.get("actions_cpu_ms_per_message", 0.0)

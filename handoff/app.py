@@ -126,7 +126,7 @@ def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
             sio, outbox, sessions, app.ctx.writer, app.ctx.suggest_source, agent_gate, enabled=settings.copilot
         )
         app.ctx.copilot.register()
-        customer.copilot = agent.copilot = console.copilot = app.ctx.copilot
+        agent.copilot = console.copilot = app.ctx.copilot
         FeedbackSide(sio, outbox, sessions, settings, sockets).register()  # bot-only chat ratings (handoff/feedback.py)
 
     app.register_listener(freeze_startup_objects, "after_server_start")

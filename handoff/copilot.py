@@ -1,11 +1,13 @@
 """The bot as the agent's silent copilot: KB and canned-response suggestions for the seated agent in the human
 phase, the top ones again with a handoff (accept, transfer), metrics of what agents used, and "save to the KB".
 
-The customer's message is relayed first; suggestions follow on their own task (``Copilot.after_customer_message``)
-so they can never delay it. Articles are ranked by the action server's live retriever over HTTP
-(actions/suggest.py): the same model and KB revision the bot answers with, so a publish reaches suggestions as fast
-as it reaches the bot. Suggestions go to the seated agent's own room on ``/agent`` only: no event of the customer
-namespace carries one, and Rasa, paused in the human phase, is not asked anything new.
+Only what an agent looks at is ranked: the console asks (``suggest``) for each customer message of the chat on its
+screen as it arrives, and for the last unanswered question when a chat opens; with accept or a transfer the
+suggestions follow the card unasked. The customer's message is relayed first and never waits for any of it.
+Articles are ranked by the action server's live retriever over HTTP (actions/suggest.py): the same model and KB
+revision the bot answers with, so a publish reaches suggestions as fast as it reaches the bot. Suggestions go to the
+seated agent only: no event of the customer namespace carries one, and Rasa, paused in the human phase, is not asked
+anything new.
 
 Top: the policy as pure functions (what to show at which confidence, no duplicates, nothing below a floor). Then
 the I/O: the ranking source, the suggestion sets (stored: they stay on their message after a reload and count as
@@ -19,7 +21,7 @@ import functools
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -40,7 +42,6 @@ from handoff.conversation import agent_room
 from handoff.guard import Gate, Handler, parse, register
 from handoff.models import (
     Agent,
-    AnyMessage,
     Conversation,
     CopilotItem,
     CopilotSaved,
@@ -50,7 +51,6 @@ from handoff.models import (
     Ticket,
 )
 from handoff.outbox import Outbox
-from handoff.tickets import TicketRef
 from knowledge import store as kb_store
 from knowledge import suggest_wire
 from knowledge.articles import SLUG_RE
@@ -71,6 +71,7 @@ MAX_ARTICLES = 3
 # How long a relay process reuses the canned responses and an agent's name and teams for suggestions: an edit made
 # through another process shows in suggestions within this time (this process's own edits at once).
 CONTEXT_TTL_S = 10.0
+SET_REUSE_S = 60.0  # a ranking answers every ask for its message this long (its set is stored well before)
 ALL_CANNED = "all"
 MAX_CANNED = 2
 CANNED_MIN_OVERLAP = 2.0  # shared words (title ones count double): one common word is chance
@@ -401,14 +402,19 @@ class Copilot:
         self.sessions = sessions
         self.writer = writer
         self.source = source
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._agents: TTLCache[int, tuple[str, frozenset[str]]] = TTLCache(maxsize=10_000, ttl=CONTEXT_TTL_S)
         self._canned: TTLCache[str, list[canned.Canned]] = TTLCache(maxsize=1, ttl=CONTEXT_TTL_S)
+        # (agent, message) -> its ranking, while it runs and until its set is surely stored (_once)
+        self._made: TTLCache[tuple[int, int], asyncio.Task[events.SuggestionsOut | None]] = TTLCache(
+            maxsize=10_000, ttl=SET_REUSE_S
+        )
 
     def register(self) -> None:
         handlers: list[tuple[events.Event[Any], Handler]] = [
             (events.SUGGESTION_USED, self.suggestion_used),
             (events.SUGGESTION_SENT, self.suggestion_sent),
+            (events.SUGGEST, self.suggest_for),
             (events.SUGGESTIONS_OF, self.suggestions_of),
             (events.SAVE_TO_KB, self.save_to_kb),
         ]
@@ -421,7 +427,7 @@ class Copilot:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("copilot task failed", exc_info=task.exception())
@@ -431,32 +437,12 @@ class Copilot:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def after_customer_message(self, ticket: TicketRef, message: AnyMessage, customer: dict[str, Any]) -> None:
-        """Called once the customer's message has gone to the agent: suggestions follow, on their own task. The
-        ticket and the customer's record come from the message's own unit of work (nothing is read again)."""
-        if (
-            not self.enabled
-            or ticket.status != "assigned"
-            or ticket.agent_id is None
-            or not worth_suggesting(message.text)
-        ):
-            return
-        chat = Chat(ticket.team, customer)
-        self._background(self._suggest_and_send(ticket.id, ticket.agent_id, message.id, message.text, "message", chat))
-
     def after_handoff(self, ticket_id: int, to_agent_id: int) -> None:
         """An agent accepted a chat or got it by a transfer: the suggestions for the customer's last unanswered
         question follow the card as a ``suggestions`` event (context handoff). Not in accept's acknowledgement:
         ranking takes tens of milliseconds, which accept (p99 < 50 ms, docs/benchmarks.md) should not wait for."""
         if self.enabled:
             self._background(self._handoff_and_send(ticket_id, to_agent_id))
-
-    async def _suggest_and_send(
-        self, ticket_id: int, agent_id: int, message_id: int | None, question: str, context: str, chat: Chat
-    ) -> None:
-        out = await self.suggest(ticket_id, agent_id, message_id, question, context, chat)
-        if out is not None:
-            await self.out.emit(events.SUGGESTIONS, out, to=agent_room(agent_id))
 
     async def _handoff_and_send(self, ticket_id: int, agent_id: int) -> None:
         out = await self.for_handoff(ticket_id, agent_id)
@@ -479,7 +465,57 @@ class Copilot:
         asked = last_unanswered([said_of(r.id, r.sender, r.text, r.parse) for r in rows])
         if asked is None:
             return None
-        return await self.suggest(ticket_id, agent_id, asked.id, asked.text, "handoff")
+        return await self._once(agent_id, asked.id, self.suggest(ticket_id, agent_id, asked.id, asked.text, "handoff"))
+
+    async def for_screen(self, ticket_id: int, agent_id: int, message_id: int | None) -> events.SuggestionsOut | None:
+        """The suggestions for a customer message of a chat the agent has on screen (``message_id``), or for its
+        last unanswered question (None: the chat was just opened). Only what an agent looks at is ranked: an agent
+        with several chats open reads one at a time, and a ranking costs the action server milliseconds of CPU
+        (docs/benchmarks.md, scale-out c). A message already ranked for this agent gets its stored set."""
+        async with reading(self.sessions) as s:
+            ticket = await self._mine(s, ticket_id, agent_id)
+            chat = Chat(ticket.team, dict(await s.scalar(select(Conversation.customer).where(
+                Conversation.id == ticket.conversation_id)) or {}))  # fmt: skip
+            said = select(Message.id, Message.sender, Message.text, Message.parse).where(
+                Message.conversation_id == ticket.conversation_id
+            )
+            if message_id is None:
+                rows = (await s.execute(said.order_by(Message.id))).all()
+                asked = last_unanswered([said_of(r.id, r.sender, r.text, r.parse) for r in rows])
+            else:
+                row = (await s.execute(said.where(Message.id == message_id))).first()
+                if row is None or row.sender != "customer":
+                    raise InvalidPayload("message_id: not a customer message of this chat")
+                asked = said_of(row.id, row.sender, row.text, row.parse)
+                asked = asked if worth_suggesting(asked.text) else None
+            if asked is None:
+                return None
+            stored = await s.scalar(
+                select(CopilotSuggestion.payload)
+                .where(CopilotSuggestion.message_id == asked.id, CopilotSuggestion.agent_id == agent_id)
+                .order_by(CopilotSuggestion.id.desc())
+                .limit(1)
+            )
+        if stored is not None:
+            return events.SuggestionsOut.model_validate(stored)
+        return await self._once(
+            agent_id, asked.id, self.suggest(ticket_id, agent_id, asked.id, asked.text, "message", chat)
+        )
+
+    async def _once(
+        self, agent_id: int, message_id: int, making: Coroutine[Any, Any, events.SuggestionsOut | None]
+    ) -> events.SuggestionsOut | None:
+        """One ranking per message and agent in this process: a second ask (another tab, the console opening the
+        chat an accept is already ranking for) waits for the first, also before its set is stored."""
+        key = (agent_id, message_id)
+        task = self._made.get(key)
+        if task is None or (task.done() and (task.cancelled() or task.exception() or task.result() is None)):
+            task = self._made[key] = asyncio.get_running_loop().create_task(making)
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        else:
+            making.close()  # not needed: the first ask's ranking answers this one
+        return await asyncio.shield(task)
 
     async def suggest(
         self,
@@ -631,6 +667,13 @@ class Copilot:
             use.message_id, use.outcome, use.sent_at = message.id, outcome(use.inserted_text, message.text), utcnow()
             result = use.outcome
         return {"ok": True, "outcome": result}
+
+    async def suggest_for(self, sid: str, data: Any) -> dict[str, Any]:
+        """The console's ask for the chat on screen (``for_screen``); with the copilot off, never anything."""
+        req = parse(events.SuggestFor, data)
+        agent_id, _ = await self._me(sid)
+        out = await self.for_screen(req.ticket_id, agent_id, req.message_id) if self.enabled else None
+        return events.wire(events.Suggested(suggestions=out))  # type: ignore[no-any-return]
 
     async def suggestions_of(self, sid: str, data: Any) -> dict[str, Any]:
         """Every set shown in this chat, oldest first: after a reload each stays on its message."""

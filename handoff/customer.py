@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,9 +32,6 @@ from handoff.ratelimit import Limiter
 from handoff.throttle import Throttle
 from handoff.views import AGENT_ONLY, summary
 
-if TYPE_CHECKING:
-    from handoff.copilot import Copilot
-
 # What the bot says it cannot: the customer's way to a person while Rasa is down is this quick reply, which the
 # relay itself understands (Rasa cannot read it then).
 HUMAN_PAYLOAD = "/human"
@@ -46,8 +43,6 @@ BOT_DOWN_OFFER = [{"content_type": "text", "title": "Talk to a person", "payload
 
 
 class CustomerSide:
-    copilot: Copilot | None = None  # the agent's suggestions (handoff/copilot.py), set by handoff.app
-
     def __init__(
         self,
         sio: Registrar,
@@ -188,7 +183,7 @@ class CustomerSide:
         if route is Route.DUPLICATE:
             return ack.model_copy(update={"duplicate": True}).model_dump(exclude_none=True)
         if route is Route.AGENT:
-            await self._to_agent(session_id, stored.message, ticket, chat.customer)
+            await self._to_agent(session_id, stored.message, ticket)
             return ack.model_dump(exclude_none=True)
         turn, failure = await (bot_reading.result() if bot_reading else self._ask_bot(session_id, for_bot, record))
         if failure is None and conversation.must_resume_before_answering(phase, paused):
@@ -224,18 +219,15 @@ class CustomerSide:
         except BotUnavailable as exc:
             return None, exc
 
-    async def _to_agent(
-        self, session_id: str, message: AnyMessage, ticket: tickets.TicketRef | None, customer: dict[str, Any]
-    ) -> None:
-        """Human phase: pass the stored message to the seated agent, if one is seated yet."""
+    async def _to_agent(self, session_id: str, message: AnyMessage, ticket: tickets.TicketRef | None) -> None:
+        """Human phase: pass the stored message to the seated agent, if one is seated yet. Its suggestions are the
+        console's to ask for, for the chat on the agent's screen (handoff/copilot.py ``suggest``)."""
         if ticket is None:
             return
         room = chat_room(session_id)
         await self.out.emit(
             events.CHAT_MESSAGE, events.ChatMessage(ticket_id=ticket.id, message=history_message(message)), to=room
         )
-        if self.copilot is not None:  # only now, after the message has left: suggestions never delay it
-            self.copilot.after_customer_message(ticket, message, customer)
 
     async def _bot_turn(self, session_id: str, message_id: int, turn: BotTurn, started: float) -> bool:
         """The bot's turn, stored and sent; True if it handed the chat to a person."""

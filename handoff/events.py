@@ -599,6 +599,22 @@ class SuggestionsOut(Payload):
     canned: list[SuggestedCanned] = []
 
 
+class SuggestFor(Incoming):
+    """The console asks for the suggestions of the chat on its screen: for a customer message as it arrives, or
+    (``message_id`` left out) for the customer's last unanswered question when the chat opens."""
+
+    ticket_id: RowId
+    message_id: RowId | None = None
+
+
+class Suggested(Payload):
+    """What ``suggest`` answers: the set for that message (ranked once per message and agent; the stored one if
+    it was), or None when there is nothing to suggest (small talk, the agent spoke last, the ranking failed)."""
+
+    ok: bool = True
+    suggestions: SuggestionsOut | None = None
+
+
 class SuggestionUsed(Incoming):
     ticket_id: int
     suggestion_id: int
@@ -630,8 +646,9 @@ class SavedToKB(Payload):
 
 
 SUGGESTIONS = _event(
-    "suggestions", SuggestionsOut, _A, _OUT, "KB articles and canned responses for a customer message."
+    "suggestions", SuggestionsOut, _A, _OUT, "KB articles and canned responses for the chat an agent just took."
 )
+SUGGEST = _event("suggest", SuggestFor, _A, _IN, "Suggestions for a customer message of the chat on my screen.")
 SUGGESTION_USED = _event("suggestion_used", SuggestionUsed, _A, _IN, "I inserted a suggestion (metrics).")
 SUGGESTION_SENT = _event("suggestion_sent", SuggestionSent, _A, _IN, "My message with an inserted suggestion went out.")
 SUGGESTIONS_OF = _event("suggestions_of", TicketRef, _A, _IN, "The suggestions stored for my chat (after a reload).")

@@ -1,7 +1,8 @@
 """The copilot's handlers (handoff/copilot.py) through the recording fakes of Socket.IO and the bot
 (tests/fakes.py) over a real SQLite file, with the action server's real live KB in process (actions/kb_service.py
 and actions/suggest.py's ranking, the same code the relay reaches over HTTP): suggestions for the seated agent only,
-after the message; with accept and transfer; inserts and what was sent; reloads; save to the KB; a publish."""
+asked for the chat on screen, once per message; with accept and transfer; inserts and what was sent; reloads; save
+to the KB; a publish."""
 
 from __future__ import annotations
 
@@ -61,6 +62,19 @@ class Relay:
         ack = await self.sio.call(C, "user_uttered", "c1", {"message": text})
         await self.copilot.settled()
         return ack
+
+    async def ask(self, ticket_id: int, message_id: int | None = None, sid: str = "a1") -> dict:
+        """What the console sends for the chat on its screen: a customer message as it arrives, or (None) the
+        chat's last unanswered question when it opens."""
+        ask = {"ticket_id": ticket_id} | ({"message_id": message_id} if message_id else {})
+        return await self.sio.call(A, "suggest", sid, ask)
+
+    async def say_and_see(self, ticket_id: int, text: str) -> dict:
+        """The customer writes into the chat on the agent's screen: the set the console then shows."""
+        ack = await self.say(text)
+        asked = await self.ask(ticket_id, ack["message_id"])
+        assert asked["ok"] and asked["suggestions"], asked
+        return asked["suggestions"]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +141,7 @@ async def test_accept_brings_the_suggestions_for_the_last_unanswered_question(re
     assert all(a["confidence"] >= copilot.FLOOR for a in handed["articles"])
 
 
-async def test_a_human_phase_message_gets_suggestions_for_the_seated_agent_only_after_it_is_relayed(
+async def test_a_human_phase_message_on_screen_gets_suggestions_for_the_seated_agent_only_once_asked(
     relay: Relay,
 ) -> None:
     ticket_id, ada, _ = await accepted(relay)
@@ -139,35 +153,55 @@ async def test_a_human_phase_message_gets_suggestions_for_the_seated_agent_only_
         )
     relay.copilot.forget_context()  # written straight to the database: what the admin API's edit does after it
     relay.sio.clear()
+    relay.source.asked.clear()
     before = list(relay.bot.sent)
     ack = await relay.say("where can I download my bill as a pdf")
-    assert ack["ok"]
-    kinds = [(e.event, e.namespace) for e in relay.sio.emitted]
-    assert kinds.index(("chat_message", A)) < kinds.index(("suggestions", A))  # the message first
-    (shown,) = relay.sio.sent("suggestions")
-    assert shown.namespace == A and shown.to == agent_room(ada)
-    assert shown.data["message_id"] == ack["message_id"] and shown.data["context"] == "message"
-    assert shown.data["articles"][0]["article_id"] == "view-bill"
-    assert shown.data["articles"][0]["excerpt"] and shown.data["articles"][0]["text"]
-    assert [c["text"] for c in shown.data["canned"]] == ["Hi Ana, bills are under Billing."]
-    # The customer never sees a suggestion, and the bot stays silent: Rasa is not even asked to read the message
-    # (the turn that handed the chat over told this socket the chat is with a person).
-    assert [e for e in relay.sio.emitted if e.namespace == C] == []
+    assert ack["ok"] and [e.event for e in relay.sio.emitted if e.namespace == A] == ["chat_message"]
+    assert relay.source.asked == []  # nothing is ranked until the agent's console asks
+    asked = await relay.ask(ticket_id, ack["message_id"])
+    shown = asked["suggestions"]
+    assert asked["ok"] and shown["message_id"] == ack["message_id"] and shown["context"] == "message"
+    assert shown["articles"][0]["article_id"] == "view-bill"
+    assert shown["articles"][0]["excerpt"] and shown["articles"][0]["text"]
+    assert [c["text"] for c in shown["canned"]] == ["Hi Ana, bills are under Billing."]
+    assert ticket_id == shown["ticket_id"]
+    # Asked again (another tab, a reload): the same set, ranked once; stored as shown.
+    again = await relay.ask(ticket_id, ack["message_id"])
+    await relay.copilot.settled()
+    assert again["suggestions"] == shown and relay.source.asked == ["where can I download my bill as a pdf"]
+    stored = await relay.sio.call(A, "suggestions_of", "a1", {"ticket_id": ticket_id})
+    assert [x["suggestion_id"] for x in stored["suggestions"] if x["message_id"] == ack["message_id"]] == [
+        shown["suggestion_id"]
+    ]
+    # Opening the chat asks for its last unanswered question: that same message, the same set.
+    assert (await relay.ask(ticket_id))["suggestions"]["suggestion_id"] == shown["suggestion_id"]
+    # Nobody else gets them: not an agent who is not seated in the chat, not for a message that is not the
+    # customer's; the customer never sees a suggestion, and Rasa is not even asked to read the message (the turn
+    # that handed the chat over told this socket the chat is with a person).
+    await seat(relay, "b1", "bea")
+    refused = await relay.ask(ticket_id, ack["message_id"], sid="b1")
+    assert not refused["ok"] and refused["error"]["code"] == "not_your_ticket"
+    said = await relay.sio.call(A, "agent_message", "a1", {"ticket_id": ticket_id, "text": "Under Billing."})
+    wrong = await relay.ask(ticket_id, said["message_id"])
+    assert not wrong["ok"] and wrong["error"]["code"] == "invalid_payload"
+    assert (await relay.ask(ticket_id))["suggestions"] is None  # the agent spoke last: nothing is unanswered
+    assert [e for e in relay.sio.emitted if e.namespace == C and e.event != "bot_uttered"] == []
     assert relay.bot.sent[len(before) :] == []
-    assert ticket_id == shown.data["ticket_id"]
+    assert relay.sio.sent("suggestions") == []  # asked ones come in the acknowledgement only
+    assert ada
 
 
 async def test_nothing_is_suggested_while_queued_or_for_small_talk(relay: Relay) -> None:
-    await escalated(relay)
+    ticket_id = await escalated(relay)
     relay.source.asked.clear()
-    await relay.say("hello? anyone there about my bill")  # queued: no agent is seated yet
-    assert relay.sio.sent("suggestions") == []
+    queued = await relay.say("hello? anyone there about my bill")  # queued: no agent is seated yet
     await seat(relay, "a1", "ada")
-    await relay.sio.call(A, "accept", "a1", {"ticket_id": 1})
+    assert not (await relay.ask(ticket_id, queued["message_id"]))["ok"]  # not seated: nothing to ask for
+    await relay.sio.call(A, "accept", "a1", {"ticket_id": ticket_id})
     await relay.copilot.settled()
     relay.sio.clear()
-    await relay.say("ok thanks")
-    assert relay.sio.sent("suggestions") == []
+    small_talk = await relay.say("ok thanks")
+    assert (await relay.ask(ticket_id, small_talk["message_id"]))["suggestions"] is None
     assert relay.source.asked == ["hello? anyone there about my bill"]  # the handoff's question, once
 
 
@@ -186,8 +220,7 @@ async def test_a_transfer_brings_the_suggestions_to_the_next_agent(relay: Relay)
 
 async def test_inserted_then_sent_unchanged_or_edited_is_counted_per_article_and_agent(relay: Relay) -> None:
     ticket_id, ada, _ = await accepted(relay)
-    await relay.say("where can I download my bill as a pdf")
-    shown = relay.sio.sent("suggestions")[-1].data
+    shown = await relay.say_and_see(ticket_id, "where can I download my bill as a pdf")
     top = shown["articles"][0]
     used = {
         "ticket_id": ticket_id,
@@ -223,8 +256,10 @@ async def test_inserted_then_sent_unchanged_or_edited_is_counted_per_article_and
 
 async def test_after_a_reload_each_set_stays_on_its_message_and_only_the_seated_agent_gets_them(relay: Relay) -> None:
     ticket_id, _, _ = await accepted(relay)
-    await relay.say("where can I download my bill as a pdf")
-    await relay.say("and how do I change my payment due date")
+    await relay.say_and_see(ticket_id, "where can I download my bill as a pdf")
+    await relay.say("something about my bill again")  # not on screen (the agent had another chat open): unranked
+    await relay.say_and_see(ticket_id, "and how do I change my payment due date")
+    await relay.copilot.settled()
     got = await relay.sio.call(A, "suggestions_of", "a1", {"ticket_id": ticket_id})
     sets = got["suggestions"]
     assert [s["context"] for s in sets] == ["handoff", "message", "message"]
@@ -285,8 +320,7 @@ async def test_a_publish_reaches_the_suggestions_at_once(relay: Relay) -> None:
         await store.create_article(s, gift)
         await store.publish(s, gift.id)
     await relay.service.refresh()  # what the action server's poller does within a second
-    await relay.say("do you sell gift cards")
-    shown = relay.sio.sent("suggestions")[-1].data
+    shown = await relay.say_and_see(ticket_id, "do you sell gift cards")
     assert shown["articles"][0]["article_id"] == "gift-cards"
     async with relay.sessions() as s:  # type: ignore[operator]
         assert (await s.get(Message, shown["message_id"])) is not None
@@ -323,8 +357,9 @@ async def test_with_the_copilot_off_no_suggestions_are_made_and_the_chat_is_unch
     ticket_id, _, _ = await accepted(relay)
     asked = len(relay.source.asked)
     ack = await relay.say("where can I download my bill as a pdf")
+    answer = await relay.ask(ticket_id, ack["message_id"])
     await relay.copilot.settled()
-    assert ack["ok"] and relay.sio.sent("suggestions") == []
+    assert ack["ok"] and relay.sio.sent("suggestions") == [] and answer == {"ok": True, "suggestions": None}
     assert len(relay.source.asked) == asked == 0  # neither on accept nor for the message
     (relayed,) = [e for e in relay.sio.sent("chat_message") if e.data["message"]["message_id"] == ack["message_id"]]
     assert relayed.data["ticket_id"] == ticket_id

@@ -48,7 +48,7 @@ MAX_PACKET_BYTES = 256 * 1024  # handoff/app.py: larger packets close the connec
 CUSTOMER_EVENTS = ["session_request", "user_uttered", "rating", "typing", "read", "leave_email"]
 AGENT_EVENTS = [
     "sync", "accept", "agent_message", "resolve", "presence", "transfer", "typing", "read", "canned",
-    "kb_search", "customer_record", "directory",
+    "kb_search", "customer_record", "directory", "suggest", "suggestions_of",
 ]  # fmt: skip
 FIELDS = [
     "message", "session_id", "client_id", "customData", "ticket_id", "score", "comment", "typing", "message_id",

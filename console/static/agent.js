@@ -182,8 +182,10 @@
     // chat's room before it reads the transcript, so that none falls between): keep one per message id.
     if (chat.messages.some(function (m) { return m.message_id === event.message.message_id; })) return;
     chat.messages.push(event.message);
-    if (state.current === event.ticket_id) { renderMessage(event.message); markRead(); }
-    else if (event.message.sender === "customer") {
+    if (state.current === event.ticket_id) {
+      renderMessage(event.message); markRead();
+      if (event.message.sender === "customer") askSuggestions(event.ticket_id, event.message.message_id);
+    } else if (event.message.sender === "customer") {
       state.unread.set(event.ticket_id, (state.unread.get(event.ticket_id) || 0) + 1); renderChats(); chime();
     }
     if (event.message.sender === "customer" && state.current === event.ticket_id) $("typing").hidden = true;
@@ -245,8 +247,10 @@
   }
 
   // ------------------------------------------------------------------ the copilot: suggestions, insert, save
-  // Suggestions come only to this agent (never the customer): for each customer message, and with a handoff.
-  // Each set stays under its message; one click inserts (counted), and "Save to KB" sends an answer to editors.
+  // Suggestions come only to this agent (never the customer), for the chat on screen: the console asks for each
+  // customer message as it arrives there and for the last unanswered question when the chat opens (only what an
+  // agent looks at is ranked); with a handoff they come unasked. Each set stays under its message; one click
+  // inserts (counted), and "Save to KB" sends an answer to editors.
   function setsOf(ticketId) {
     if (!state.suggestions.has(ticketId)) state.suggestions.set(ticketId, new Map());
     return state.suggestions.get(ticketId);
@@ -260,6 +264,13 @@
     if (quiet || state.current !== set.ticket_id) return;  // rendered when the chat opens
     const anchor = $("transcript").querySelector('.msg--customer[data-message-id="' + set.message_id + '"]');
     if (anchor) renderSuggestions(set, anchor);
+  }
+
+  async function askSuggestions(ticketId, messageId) {
+    const ask = { ticket_id: ticketId };
+    if (messageId) ask.message_id = messageId;
+    const ack = await emit("suggest", ask);
+    if (ack.ok && ack.suggestions) addSuggestions(ack.suggestions);
   }
 
   async function loadSuggestions(ticketId) {
@@ -431,7 +442,7 @@
     renderSeen();
     renderCard(chat.card, chat.ticket);
     renderChats();
-    if (switching) loadRecord(id);
+    if (switching) { loadRecord(id); askSuggestions(id); }
     markRead();
   }
 
