@@ -200,3 +200,64 @@ async def test_a_short_lock_elsewhere_is_tried_again_on_the_loop(
         other.close()
         writer.close()
         await engine.dispose()
+
+
+async def test_writes_that_arrive_together_commit_together_and_fail_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit on SQLite: the writes queued while the loop's connection is busy share one transaction (under
+    load a write's cost was mostly its COMMIT), each in a savepoint of its own, so one that fails rolls back only
+    itself and its caller alone gets the error; an atomic write has a transaction of its own, in its turn; a caller
+    gone before its turn has nothing written."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    writer = HotPathWriter(engine)
+    transactions: list[int] = []
+    real = db.transaction
+
+    def counted(conn: object) -> object:
+        transactions.append(1)
+        return real(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db, "transaction", counted)
+    try:
+        await writer.write(_customer_message("conv-w0007", "first", "c0"))
+        transactions.clear()
+
+        def fails_after_writing(s: WriteConnection) -> None:
+            store.add_message(s, "conv-w0007", "customer", "never stored", client_id="bad1")
+            raise RuntimeError("this write fails after its first statement")
+
+        def refused(s: WriteConnection) -> None:  # a hot statement the database refuses (no such chat)
+            store.add_message(s, "conv-w9999", "customer", "a chat that does not exist")
+
+        def seat(s: WriteConnection) -> str:
+            store.add_message(s, "conv-w0007", "system", "atomic, alone")
+            return "seated"
+
+        writes = [writer.write(_customer_message("conv-w0007", f"m{i}", f"c{i + 1}")) for i in range(20)]
+        writes.insert(5, writer.write(fails_after_writing))
+        writes.insert(9, writer.write(refused))
+        writes.insert(14, writer.write(seat, atomic=True))
+        gone = asyncio.ensure_future(writer.write(_customer_message("conv-w0007", "gone", "gone1")))
+        everyone = asyncio.gather(*writes, return_exceptions=True)
+        await asyncio.sleep(0)  # every write is queued now, none run yet
+        gone.cancel()
+        results = await everyone
+        assert gone.cancelled()
+        assert isinstance(results[5], RuntimeError) and isinstance(results[9], IntegrityError)
+        assert results[14] == "seated"
+        stored = [r for r in results if isinstance(r, tuple)]
+        assert len(stored) == 20 and all(m.created for m, _ in stored)
+        assert len(transactions) <= 4  # 23 writes: the group before the atomic one, it, the group after
+        async with sessions() as s:
+            texts = [m.text for m in await store.history(s, "conv-w0007")]
+        assert texts == ["first", *[f"m{i}" for i in range(12)], "atomic, alone", *[f"m{i}" for i in range(12, 20)]]
+        # The failures left the connection fit for the next write, alone.
+        again, _ = await writer.write(_customer_message("conv-w0007", "after", "c99"))
+        assert again.created
+    finally:
+        writer.close()
+        await engine.dispose()
