@@ -472,12 +472,19 @@ class Copilot:
         last unanswered question (None: the chat was just opened). Only what an agent looks at is ranked: an agent
         with several chats open reads one at a time, and a ranking costs the action server milliseconds of CPU
         (docs/benchmarks.md, scale-out c). A message already ranked for this agent gets its stored set."""
-        async with reading(self.sessions) as s:
-            ticket = await self._mine(s, ticket_id, agent_id)
-            chat = Chat(ticket.team, dict(await s.scalar(select(Conversation.customer).where(
-                Conversation.id == ticket.conversation_id)) or {}))  # fmt: skip
+        async with reading(self.sessions) as s:  # three statements: each is several thread hops on aiosqlite
+            seat = (
+                await s.execute(
+                    select(Ticket.agent_id, Ticket.status, Ticket.team, Ticket.conversation_id, Conversation.customer)
+                    .join(Conversation, Conversation.id == Ticket.conversation_id)
+                    .where(Ticket.id == ticket_id)
+                )
+            ).first()
+            if seat is None or seat.agent_id != agent_id or seat.status != "assigned":
+                raise NotYourTicket()
+            chat = Chat(seat.team, dict(seat.customer or {}))
             said = select(Message.id, Message.sender, Message.text, Message.parse).where(
-                Message.conversation_id == ticket.conversation_id
+                Message.conversation_id == seat.conversation_id
             )
             if message_id is None:
                 rows = (await s.execute(said.order_by(Message.id))).all()
@@ -490,9 +497,13 @@ class Copilot:
                 asked = asked if worth_suggesting(asked.text) else None
             if asked is None:
                 return None
-            stored = await s.scalar(
+            stored = await s.scalar(  # by the ticket's index: a chat has a few sets, the table one a message ranked
                 select(CopilotSuggestion.payload)
-                .where(CopilotSuggestion.message_id == asked.id, CopilotSuggestion.agent_id == agent_id)
+                .where(
+                    CopilotSuggestion.ticket_id == ticket_id,
+                    CopilotSuggestion.message_id == asked.id,
+                    CopilotSuggestion.agent_id == agent_id,
+                )
                 .order_by(CopilotSuggestion.id.desc())
                 .limit(1)
             )
