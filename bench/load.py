@@ -568,8 +568,13 @@ async def relay_traffic(
     for agent, token in zip(agents, tokens, strict=True):
         await agent.connect(token)
     chats = await warmline_pairs([url] * pairs, agents)
+    # Every accept brings the copilot's suggestions for the chat's question (ranked on the action server, sent to
+    # the agent and stored by the relay): accept's work, not the human phase's, so none of it may run into the
+    # traffic (500 rankings at about 7 ms each are seconds of a core; in the runs so far they had finished).
+    figures_before = {"accepts_settled_after_s": await settled(pids["actions"], window_s=0.5)}
+    figures_before["relay_settled_after_s"] = await settled(pids["relay"], window_s=0.5)
     before = {name: cpu_s(pid) for name, pid in pids.items()}
-    figures = await traffic(chats, messages, bare=False, run_id=run_id)
+    figures = {**figures_before, **await traffic(chats, messages, bare=False, run_id=run_id)}
     # The copilot ranks after each message has arrived: wait until the action server is idle again, so its CPU
     # holds all the work this traffic caused and none of it runs into the next measurement.
     figures["actions_settled_after_s"] = await settled(pids["actions"], window_s=0.5)

@@ -374,6 +374,46 @@ ITEMS: Table = CopilotItem.__table__  # type: ignore[assignment]
 _INSERT_SET, _INSERT_ITEMS = hot(insert(SUGGESTIONS)), hot(insert(ITEMS))  # one set per human-phase message
 
 
+def _on_screen_in(
+    s: WriteConnection, ticket_id: int, agent_id: int, message_id: int | None
+) -> tuple[Said | None, Chat, dict[str, Any] | None]:
+    """What an ask for the chat on screen needs: the message to rank (None: nothing to suggest for), the chat, and
+    the set already made for it for this agent, if any. Refused unless the agent is seated in the chat."""
+    seat = s.execute(
+        select(Ticket.agent_id, Ticket.status, Ticket.team, Ticket.conversation_id, Conversation.customer)
+        .join(Conversation, Conversation.id == Ticket.conversation_id)
+        .where(Ticket.id == ticket_id)
+    ).first()
+    if seat is None or seat.agent_id != agent_id or seat.status != "assigned":
+        raise NotYourTicket()
+    chat = Chat(seat.team, dict(seat.customer or {}))
+    said = select(Message.id, Message.sender, Message.text, Message.parse).where(
+        Message.conversation_id == seat.conversation_id
+    )
+    if message_id is None:
+        rows = s.execute(said.order_by(Message.id)).all()
+        asked = last_unanswered([said_of(r.id, r.sender, r.text, r.parse) for r in rows])
+    else:
+        row = s.execute(said.where(Message.id == message_id)).first()
+        if row is None or row.sender != "customer":
+            raise InvalidPayload("message_id: not a customer message of this chat")
+        asked = said_of(row.id, row.sender, row.text, row.parse)
+        asked = asked if worth_suggesting(asked.text) else None
+    if asked is None:
+        return None, chat, None
+    found = s.execute(  # by the ticket's index: a chat has a few sets, the table one a message ranked
+        select(CopilotSuggestion.payload)
+        .where(
+            CopilotSuggestion.ticket_id == ticket_id,
+            CopilotSuggestion.message_id == asked.id,
+            CopilotSuggestion.agent_id == agent_id,
+        )
+        .order_by(CopilotSuggestion.id.desc())
+        .limit(1)
+    ).first()
+    return asked, chat, found[0] if found is not None else None
+
+
 def actions_base_url(actions_webhook_url: str) -> str:
     """Settings give the action server's webhook URL; the copilot's route lives beside it."""
     return actions_webhook_url.removesuffix("/webhook")
@@ -472,41 +512,11 @@ class Copilot:
         last unanswered question (None: the chat was just opened). Only what an agent looks at is ranked: an agent
         with several chats open reads one at a time, and a ranking costs the action server milliseconds of CPU
         (docs/benchmarks.md, scale-out c). A message already ranked for this agent gets its stored set."""
-        async with reading(self.sessions) as s:  # three statements: each is several thread hops on aiosqlite
-            seat = (
-                await s.execute(
-                    select(Ticket.agent_id, Ticket.status, Ticket.team, Ticket.conversation_id, Conversation.customer)
-                    .join(Conversation, Conversation.id == Ticket.conversation_id)
-                    .where(Ticket.id == ticket_id)
-                )
-            ).first()
-            if seat is None or seat.agent_id != agent_id or seat.status != "assigned":
-                raise NotYourTicket()
-            chat = Chat(seat.team, dict(seat.customer or {}))
-            said = select(Message.id, Message.sender, Message.text, Message.parse).where(
-                Message.conversation_id == seat.conversation_id
-            )
-            if message_id is None:
-                rows = (await s.execute(said.order_by(Message.id))).all()
-                asked = last_unanswered([said_of(r.id, r.sender, r.text, r.parse) for r in rows])
-            else:
-                row = (await s.execute(said.where(Message.id == message_id))).first()
-                if row is None or row.sender != "customer":
-                    raise InvalidPayload("message_id: not a customer message of this chat")
-                asked = said_of(row.id, row.sender, row.text, row.parse)
-                asked = asked if worth_suggesting(asked.text) else None
-            if asked is None:
-                return None
-            stored = await s.scalar(  # by the ticket's index: a chat has a few sets, the table one a message ranked
-                select(CopilotSuggestion.payload)
-                .where(
-                    CopilotSuggestion.ticket_id == ticket_id,
-                    CopilotSuggestion.message_id == asked.id,
-                    CopilotSuggestion.agent_id == agent_id,
-                )
-                .order_by(CopilotSuggestion.id.desc())
-                .limit(1)
-            )
+        # On the hot-path writer: on SQLite its reads run on the loop's own connection (through aiosqlite, each
+        # of these statements was several thread hops: an ask cost the relay 7-8 ms of CPU).
+        asked, chat, stored = await self.writer.write(lambda s: _on_screen_in(s, ticket_id, agent_id, message_id))
+        if asked is None:
+            return None
         if stored is not None:
             return events.SuggestionsOut.model_validate(stored)
         return await self._once(
