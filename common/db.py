@@ -349,8 +349,8 @@ class HotPathWriter:
         for queued, error, result in outcomes:
             if error is not None:
                 _fail(queued, error)
-            elif not queued.done.done():
-                queued.done.set_result(result)
+            else:
+                _give(queued, result)
         return True
 
     def close(self) -> None:
@@ -376,14 +376,18 @@ def _fail(queued: _Queued, error: BaseException) -> None:
         queued.done.set_exception(error)
 
 
+def _give(queued: _Queued, result: Any) -> None:
+    if not queued.done.done():  # its caller may have gone (cancelled) meanwhile
+        queued.done.set_result(result)
+
+
 async def _settle(queued: _Queued, running: Awaitable[Any]) -> None:
     try:
         result = await running
     except Exception as exc:
         _fail(queued, exc)
     else:
-        if not queued.done.done():
-            queued.done.set_result(result)
+        _give(queued, result)
 
 
 def _sqlite_connect_on_loop(dbapi_conn: sqlite3.Connection, record: object) -> None:

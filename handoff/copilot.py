@@ -490,22 +490,17 @@ class Copilot:
             await self.out.emit(events.SUGGESTIONS, out, to=agent_room(agent_id))
 
     async def for_handoff(self, ticket_id: int, agent_id: int) -> events.SuggestionsOut | None:
-        """The suggestions for the customer's last unanswered question, for the agent who takes the chat now."""
-        async with reading(self.sessions) as s:
-            ticket = await s.get(Ticket, ticket_id)
-            if ticket is None:
-                return None
-            rows = (
-                await s.execute(
-                    select(Message.id, Message.sender, Message.text, Message.parse)
-                    .where(Message.conversation_id == ticket.conversation_id)
-                    .order_by(Message.id)
-                )
-            ).all()
-        asked = last_unanswered([said_of(r.id, r.sender, r.text, r.parse) for r in rows])
+        """The suggestions for the customer's last unanswered question, for the agent who takes the chat now (a set
+        of its own, even if this agent had one for that message before). Nothing if the chat is not theirs by now."""
+        try:
+            asked, chat, _ = await self.writer.write(lambda s: _on_screen_in(s, ticket_id, agent_id, None))
+        except NotYourTicket:
+            return None
         if asked is None:
             return None
-        return await self._once(agent_id, asked.id, self.suggest(ticket_id, agent_id, asked.id, asked.text, "handoff"))
+        return await self._once(
+            agent_id, asked.id, self.suggest(ticket_id, agent_id, asked.id, asked.text, "handoff", chat)
+        )
 
     async def for_screen(self, ticket_id: int, agent_id: int, message_id: int | None) -> events.SuggestionsOut | None:
         """The suggestions for a customer message of a chat the agent has on screen (``message_id``), or for its
