@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +21,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from common.background import background_thread
 from common.driver import Direct, Rows, begin_unless_begun, transaction
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_S = 30.0
+# When a WAL starts over after a checkpoint, its file is cut back to this (SQLite keeps it at its largest otherwise).
+WAL_SIZE_LIMIT = 32 * 1024 * 1024
 READ_ONLY = "warmline_read_only"
 AUTOCOMMIT = "warmline_autocommit"
 T = TypeVar("T")
@@ -84,6 +90,7 @@ def _sqlite_connect(dbapi_conn: object, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
 
 
@@ -179,6 +186,59 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Hot-path writes between two WAL checkpoints: 3-4 pages each, about SQLite's own 1,000 pages (wal_autocheckpoint).
+CHECKPOINT_EVERY = 250
+# A WAL this long (pages; 16 MB) is started over by a RESTART checkpoint: under steady writes a PASSIVE one never
+# catches up with the last commit, and only a fully copied WAL starts over.
+RESTART_AT_FRAMES = 4096
+RESTART_WAIT_S = 0.05  # the most a RESTART waits for the write lock and for readers (the hot path waits that long)
+
+
+class _Checkpointer:
+    """The WAL checkpoints that the hot-path writer's connection never runs on the loop (a checkpoint fsyncs): in a
+    background thread of their own, with a connection of their own, every CHECKPOINT_EVERY writes. SQLite leaves
+    them to the connection that commits, and while only the hot path wrote (the human phase) nothing else did: the
+    WAL grew by about 14 KB a message (500 MB after 36,000 in scale-out c), and each commit extended it into fresh
+    pages that the kernel zeroes first (a tenth of the relay's CPU there). PASSIVE: it copies what it can and never
+    waits for, or blocks, a writer. Under steady writes it never copies the last commit before the next one comes,
+    and only a WAL copied to its end starts over, so a long WAL gets a RESTART as well: it takes the write lock for
+    the few pages written since the PASSIVE one and a sync (the hot path waits meanwhile), and the next write
+    starts at the WAL's beginning again, on pages the kernel already has."""
+
+    def __init__(self, database: str) -> None:
+        self._database = database
+        self._thread = background_thread("wal-checkpoint", niceness=5)  # I/O mostly; the chat goes first
+        self._connection: sqlite3.Connection | None = None
+        self._running: Future[None] | None = None
+        self._writes = 0
+
+    def wrote(self, count: int) -> None:
+        self._writes += count
+        if self._writes >= CHECKPOINT_EVERY and (self._running is None or self._running.done()):
+            self._writes = 0
+            self._running = self._thread.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._connection is None:
+                self._connection = sqlite3.connect(self._database, timeout=RESTART_WAIT_S, isolation_level=None)
+            _, frames, _ = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= RESTART_AT_FRAMES:
+                self._connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()  # busy: the next one retries
+        except sqlite3.Error as exc:  # the next one tries again; the WAL only grows meanwhile
+            log.warning("WAL checkpoint failed: %s", exc)
+            self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def close(self) -> None:
+        self._thread.submit(self._close)  # in its own thread: a sqlite3 connection stays in the thread that made it
+        self._thread.shutdown(wait=True)
+
+
 # The on-loop write's tries when another process holds SQLite's write lock (about 40 ms in all), before the usual way.
 ON_LOOP_RETRIES_S = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.008, 0.008, 0.008)
 
@@ -197,7 +257,7 @@ class HotPathWriter:
     database commits in tens of microseconds (no fsync per commit). It never waits there: that connection has no
     busy timeout; when another process holds the lock it tries again a few times over about 40 ms (the loop runs
     on meanwhile), then goes the usual way, through aiosqlite. It never
-    checkpoints the WAL either (that fsyncs); the other connections do.
+    checkpoints the WAL there either (that fsyncs): a thread of its own does (``_Checkpointer``).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -208,8 +268,10 @@ class HotPathWriter:
         self._queue: list[_Queued] = []  # writes waiting for the loop's connection, in arrival order
         self._flusher: asyncio.Task[None] | None = None
         self._usual: set[asyncio.Task[None]] = set()  # writes gone the usual way (the database was locked)
+        self._checkpointer: _Checkpointer | None = None
         database = engine.url.database
         if self._writes is not None and database and database != ":memory:":
+            self._checkpointer = _Checkpointer(database)
             self._on_loop = sqlalchemy.create_engine(
                 engine.url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 0}, pool_size=1
             )
@@ -346,6 +408,8 @@ class HotPathWriter:
             else:  # the group as a whole failed: each on its own, as if it had come alone
                 self._queue[:0] = [_Queued(q.work, q.usual, True, q.done) for q in group]
             return True
+        if self._checkpointer is not None:
+            self._checkpointer.wrote(len(group))
         for queued, error, result in outcomes:
             if error is not None:
                 _fail(queued, error)
@@ -359,6 +423,9 @@ class HotPathWriter:
             self._held = None
         if self._on_loop is not None:
             self._on_loop.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
 
 
 @dataclass

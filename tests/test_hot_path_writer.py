@@ -6,6 +6,7 @@ on PostgreSQL through asyncpg."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -258,6 +259,63 @@ async def test_writes_that_arrive_together_commit_together_and_fail_alone(
         # The failures left the connection fit for the next write, alone.
         again, _ = await writer.write(_customer_message("conv-w0007", "after", "c99"))
         assert again.created
+    finally:
+        writer.close()
+        await engine.dispose()
+
+
+def _size(path: str) -> int:
+    return os.stat(path).st_size
+
+
+async def test_the_wal_is_checkpointed_and_started_over_under_steady_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path never checkpoints on the loop (a checkpoint fsyncs) and, while only it writes, nobody else did:
+    the WAL grew by about 14 KB a message. A thread of the writer's own checkpoints it, and starts it over when it
+    is long, so under steady writes its file stays bounded. A reader that holds an old snapshot keeps the WAL from
+    starting over: the writes still all go through, and once that reader is done the WAL starts over again."""
+    monkeypatch.setattr(db, "CHECKPOINT_EVERY", 40)
+    monkeypatch.setattr(db, "RESTART_AT_FRAMES", 200)  # pages: 800 KB
+    path = tmp_path / "w.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url)
+    engine = create_engine(url)
+    writer = HotPathWriter(engine)
+    wal = f"{path}-wal"
+
+    async def steady(tag: str, count: int) -> None:
+        for start in range(0, count, 10):  # ten chats writing at once, as under load
+            await asyncio.gather(
+                *(
+                    writer.write(_customer_message(f"conv-{i % 10}", f"m{i}", f"{tag}{i}"))
+                    for i in range(start, start + 10)
+                )
+            )
+            await asyncio.sleep(0.001)  # the traffic's gaps, where the loop lets the checkpoint's thread run
+
+    try:
+        await steady("a", 6000)  # unchecked: about 50 MB of WAL
+        size = _size(wal)
+        assert size < 8 * 1024 * 1024, f"the WAL grew to {size} bytes"
+
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM messages").fetchone()  # a snapshot the WAL must keep
+        try:
+            await steady("b", 1500)
+        finally:
+            reader.execute("COMMIT")
+            reader.close()
+        await steady("c", 3000)
+        check = sqlite3.connect(path)
+        try:
+            _, frames, _ = check.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            assert frames < 2048, f"the WAL did not start over: {frames} pages"  # without: about 6,000 more
+            assert check.execute("SELECT count(*) FROM messages").fetchone() == (10500,)
+            assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        finally:
+            check.close()
     finally:
         writer.close()
         await engine.dispose()
