@@ -1,6 +1,7 @@
 """Load and scale-out figures (issue 15), loopback only, each beside a reference measured in the same run.
 
     .venv/bin/python bench/load.py [--sections a b c d e] [--seconds 6] [--refine 3] [--pairs 50 500] [--messages 10]
+                                   [--on-screen first]
                                    [--sockets 10000] [--processes 1 2 4] [--process-repeats 3]
                                    [--json bench/results/load.json]
 
@@ -17,7 +18,8 @@ c. Human phase: N customer/agent pairs (every send acknowledged, --messages each
    (bench/bare_relay.py): messages/s, one-way p50/p99; targets >= 70 % of the bare throughput, p99 <= 2x the
    bare p99; every message stored once; CPU ms per relayed message of the relay, of Rasa and of the bare relay.
    Each Warmline agent socket has one of its chats on screen and asks the copilot's suggestions for that chat's
-   customer messages as the console does (`suggest`); the bare relay has no such event.
+   customer messages as the console does (`suggest`); the bare relay has no such event. --on-screen all: every
+   chat is on screen, every customer message asked for (the copilot's worst case).
 d. --sockets idle customer sockets (Engine.IO over WebSocket, session_request answered) on one relay process and
    on the bare relay: resident memory per socket (target <= 50 KB) and connect rate.
 e. 1, 2, 4 relay processes on one PostgreSQL database and one Redis, pairs spread so each customer's agent is on
@@ -454,13 +456,17 @@ async def bare_pairs(url: str, agents: list[AgentClient], count: int) -> list[Pa
     return pairs
 
 
-async def traffic(pairs: list[Pair], messages: int, bare: bool, run_id: str) -> dict[str, Any]:
+async def traffic(
+    pairs: list[Pair], messages: int, bare: bool, run_id: str, on_screen: str = "first"
+) -> dict[str, Any]:
     """Every pair in turn: the customer says something (acked), the agent gets it, answers (acked), the customer
-    gets that; ``messages`` each way, all pairs at once. One-way latency: send -> the other side's handler."""
+    gets that; ``messages`` each way, all pairs at once. One-way latency: send -> the other side's handler.
+    ``on_screen``: each agent socket's first chat is on its screen (``first``: a console), or every chat (``all``:
+    the copilot asked for every customer message, its worst case)."""
     wire = Wire()
     for pair in pairs:
         wire.listen(pair.customer, pair.agent)
-        if not bare and pair.agent not in wire.on_screen.values():  # each agent socket's first chat is on screen
+        if not bare and (on_screen == "all" or pair.agent not in wire.on_screen.values()):
             wire.on_screen[pair.ticket_id] = pair.agent
     freeze_client_heap()
     one_way: list[float] = []
@@ -539,6 +545,7 @@ class BareRelay:
 class HumanRun(BaseModel):
     pairs: int
     messages_each_way: int
+    on_screen: str  # which chats the agent sockets ask the copilot's suggestions for (traffic's ``on_screen``)
     relay: dict[str, Any]
     relay_no_copilot: dict[str, Any]
     bare: dict[str, Any]
@@ -557,7 +564,7 @@ class HumanRun(BaseModel):
 
 
 async def relay_traffic(
-    stack: Stack, url: str, relay_pid: int, pairs: int, messages: int, run_id: str
+    stack: Stack, url: str, relay_pid: int, pairs: int, messages: int, run_id: str, on_screen: str = "first"
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """The human-phase traffic through one Warmline relay process: its figures and the CPU seconds each of the
     relay, Rasa and the action server spent on it."""
@@ -574,7 +581,7 @@ async def relay_traffic(
     figures_before = {"accepts_settled_after_s": await settled(pids["actions"], window_s=0.5)}
     figures_before["relay_settled_after_s"] = await settled(pids["relay"], window_s=0.5)
     before = {name: cpu_s(pid) for name, pid in pids.items()}
-    figures = {**figures_before, **await traffic(chats, messages, bare=False, run_id=run_id)}
+    figures = {**figures_before, **await traffic(chats, messages, bare=False, run_id=run_id, on_screen=on_screen)}
     # The copilot ranks after each message has arrived: wait until the action server is idle again, so its CPU
     # holds all the work this traffic caused and none of it runs into the next measurement.
     figures["actions_settled_after_s"] = await settled(pids["actions"], window_s=0.5)
@@ -586,18 +593,20 @@ async def relay_traffic(
     return figures, spent
 
 
-async def human_phase(stack: Stack, scratch: Path, pairs: int, messages: int) -> HumanRun:
+async def human_phase(stack: Stack, scratch: Path, pairs: int, messages: int, on_screen: str = "first") -> HumanRun:
     sockets = math.ceil(pairs / CHATS_PER_AGENT_SOCKET)
     run_id = f"ld{uuid.uuid4().hex[:8]}"
     relay, cpu = await relay_traffic(stack, stack.relay_url, pids_of(stack.supervisor, "relay")[0], pairs, messages,
-                                     run_id)  # fmt: skip
+                                     run_id, on_screen)  # fmt: skip
     stored = await stored_once(stack.settings.db_url, run_id)
     # The same traffic through a relay process with the copilot off (WARMLINE_COPILOT=false): the relay's own cost.
     plain_url = stack.add_relay(copilot=False)
     plain_run = stack.supervisor.runs[-1]
     assert plain_run.proc is not None
     try:
-        plain, plain_cpu = await relay_traffic(stack, plain_url, plain_run.proc.pid, pairs, messages, run_id + "p")
+        plain, plain_cpu = await relay_traffic(
+            stack, plain_url, plain_run.proc.pid, pairs, messages, run_id + "p", on_screen
+        )
     finally:  # only this comparison needs it; the next sections measure the stack's own relay
         plain_run.proc.terminate()
         plain_run.proc.wait(timeout=30)
@@ -620,7 +629,7 @@ async def human_phase(stack: Stack, scratch: Path, pairs: int, messages: int) ->
         bare_relay.stop()
     sent = relay["messages"]
     return HumanRun(
-        pairs=pairs, messages_each_way=messages, relay=relay, relay_no_copilot=plain, bare=bare,
+        pairs=pairs, messages_each_way=messages, on_screen=on_screen, relay=relay, relay_no_copilot=plain, bare=bare,
         throughput_of_bare=round(relay["messages_per_s"] / bare["messages_per_s"], 3),
         p99_over_bare=round(relay["p99_ms"] / bare["p99_ms"], 2), stored={"sent": sent, **stored},
         relay_cpu_ms_per_message=round(cpu["relay"] / sent * 1000, 3),
@@ -928,7 +937,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             figures["c_human_phase"] = []
             for n in args.pairs:
                 try:
-                    figures["c_human_phase"].append((await human_phase(stack, scratch, n, args.messages)).model_dump())
+                    figures["c_human_phase"].append(
+                        (await human_phase(stack, scratch, n, args.messages, args.on_screen)).model_dump()
+                    )
                 except Exception as error:  # kept as a figure: the other sections still run
                     figures.setdefault("errors", {})[f"c {n} pairs"] = repr(error)
             mark("after c")
@@ -971,7 +982,8 @@ def report(figures: dict[str, Any]) -> None:
             rows.append({"server": "warmline relay, copilot off", **c["relay_no_copilot"]})
         rows.append({"server": "bare python-socketio", **c["bare"]})
         print_table(
-            f"c. Human phase, {c['pairs']} pairs x {c['messages_each_way']} each way: throughput {c['throughput_of_bare']} "
+            f"c. Human phase, {c['pairs']} pairs x {c['messages_each_way']} each way, on screen "
+            f"{c.get('on_screen', 'first')}: throughput {c['throughput_of_bare']} "
             f"of bare (target >= 0.70), p99 {c['p99_over_bare']}x bare (target <= 2); stored {c['stored']}; CPU ms/msg: "
             f"relay {c['relay_cpu_ms_per_message']}, Rasa {c['rasa_cpu_ms_per_message']}, action server "
             f"{c.get('actions_cpu_ms_per_message')}, bare {c['bare_cpu_ms_per_message']}; copilot off: throughput "
@@ -1010,6 +1022,8 @@ def main() -> None:
     parser.add_argument("--capacity", type=float, default=30.0, help="bot turns/s for b when a is not run")
     parser.add_argument("--pairs", type=int, nargs="+", default=[50, 500])
     parser.add_argument("--messages", type=int, default=10, help="each way per pair, in c and e")
+    parser.add_argument("--on-screen", choices=["first", "all"], default="first",
+                        help="c: the chats whose customer messages the agent sockets ask suggestions for")  # fmt: skip
     parser.add_argument("--sockets", type=int, default=10_000)
     parser.add_argument("--socket-seconds", type=float, default=300.0, help="the most d waits for its sockets")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
