@@ -461,12 +461,16 @@ async def traffic(
 ) -> dict[str, Any]:
     """Every pair in turn: the customer says something (acked), the agent gets it, answers (acked), the customer
     gets that; ``messages`` each way, all pairs at once. One-way latency: send -> the other side's handler.
-    ``on_screen``: each agent socket's first chat is on its screen (``first``: a console), or every chat (``all``:
-    the copilot asked for every customer message, its worst case)."""
+    ``on_screen``: one chat in 50 is on its agent's screen, each the first chat of another agent socket (``first``:
+    a console each; the same count whatever the number of sockets, so that e's counts carry the same asks), or
+    every chat (``all``: the copilot asked for every customer message, its worst case)."""
     wire = Wire()
+    screens = math.ceil(len(pairs) / CHATS_PER_AGENT_SOCKET)
     for pair in pairs:
         wire.listen(pair.customer, pair.agent)
-        if not bare and (on_screen == "all" or pair.agent not in wire.on_screen.values()):
+        if bare:
+            continue
+        if on_screen == "all" or (len(wire.on_screen) < screens and pair.agent not in wire.on_screen.values()):
             wire.on_screen[pair.ticket_id] = pair.agent
     freeze_client_heap()
     one_way: list[float] = []
