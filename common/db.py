@@ -235,7 +235,8 @@ class _Checkpointer:
             self._connection = None
 
     def close(self) -> None:
-        self._thread.submit(self._close)  # in its own thread: a sqlite3 connection stays in the thread that made it
+        if self._running is not None:  # a checkpoint ran: its connection is closed in its thread, where it was made
+            self._thread.submit(self._close)
         self._thread.shutdown(wait=True)
 
 

@@ -51,6 +51,8 @@ from handoff.models import (
     Ticket,
 )
 from handoff.outbox import Outbox
+from handoff.store import CONVERSATIONS, MESSAGES
+from handoff.tickets import TICKETS
 from knowledge import store as kb_store
 from knowledge import suggest_wire
 from knowledge.articles import SLUG_RE
@@ -374,9 +376,6 @@ ITEMS: Table = CopilotItem.__table__  # type: ignore[assignment]
 _INSERT_SET, _INSERT_ITEMS = hot(insert(SUGGESTIONS)), hot(insert(ITEMS))  # one set per human-phase message
 
 
-TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
-CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
-MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 # An ask's reads, on the tables and declared hot: built and run through SQLAlchemy per ask they were a third of the
 # relay's CPU with every chat on screen (its compile-cache keys alone about a tenth).
 _SEAT = hot(

@@ -64,16 +64,16 @@ class TicketRef(NamedTuple):
 
 
 # On the table (SQLAlchemy Core), so they run on the hot-path writer's Connection without the ORM's compile step.
-_TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
-_TICKET_REF = select(_TICKETS.c.id, _TICKETS.c.conversation_id, _TICKETS.c.status, _TICKETS.c.agent_id, _TICKETS.c.team)
+TICKETS: Table = Ticket.__table__  # type: ignore[assignment]
+_TICKET_REF = select(TICKETS.c.id, TICKETS.c.conversation_id, TICKETS.c.status, TICKETS.c.agent_id, TICKETS.c.team)
 # The open statuses as plain bound values, not an expanding IN: that one is rewritten for its values on every
 # execution (about 20 us here), and every customer message away from the bot runs this.
 _OPEN_TICKET_REF = hot(
     _TICKET_REF.where(
-        _TICKETS.c.conversation_id == bindparam("cid"), or_(*(_TICKETS.c.status == status for status in OPEN))
+        TICKETS.c.conversation_id == bindparam("cid"), or_(*(TICKETS.c.status == status for status in OPEN))
     )
 )
-_TICKET_REF_BY_ID = hot(_TICKET_REF.where(_TICKETS.c.id == bindparam("tid")))
+_TICKET_REF_BY_ID = hot(_TICKET_REF.where(TICKETS.c.id == bindparam("tid")))
 
 
 def open_ticket_in(s: Executor, conversation_id: str) -> TicketRef | None:
