@@ -73,6 +73,46 @@ def load_splits(path: Path) -> Splits:
     return Splits(pairs("train"), texts("oos_train"), pairs("val"), texts("oos_val"), pairs("test"), texts("oos_test"))
 
 
+def bitext_path(cli_value: str) -> Path:
+    """Where the Bitext customer-support CSV lies: the given path, else next to CLINC150 in the shared datasets."""
+    if cli_value:
+        return Path(cli_value)
+    env = os.environ.get("WARMLINE_DATASETS")
+    root = Path(env) if env else (REPO / ".." / "shared" / "datasets").resolve()
+    return root / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
+
+
+BITEXT_TEST_PER_INTENT = 60
+BITEXT_FULL_VAL_PER_INTENT = 10
+
+
+def load_bitext_splits(path: Path, clinc: Splits, seed: int) -> Splits:
+    """Another intent set in CLINC150's layout, to check the decision is not tuned to one dataset: the Bitext
+    customer-support utterances (27 intents) are the in-scope part, 60 per intent held out for test (seeded), the
+    rest the train pool (its "full" validation: 10 more per intent); CLINC150's out-of-scope splits are what must
+    be escalated (generic queries, none about orders, accounts or payments)."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = [(r["instruction"].strip(), r["intent"].strip()) for r in csv.DictReader(f)]
+    by_label: dict[str, list[str]] = {}
+    for text, label in rows:
+        if text and label:
+            by_label.setdefault(label, []).append(text)
+    rng = random.Random(seed)
+    train: list[tuple[str, str]] = []
+    val: list[tuple[str, str]] = []
+    test: list[tuple[str, str]] = []
+    for label in sorted(by_label):
+        texts = list(dict.fromkeys(by_label[label]))  # a repeated utterance would sit in train and test
+        rng.shuffle(texts)
+        held, rest = texts[:BITEXT_TEST_PER_INTENT], texts[BITEXT_TEST_PER_INTENT:]
+        test += [(t, label) for t in held]
+        val += [(t, label) for t in rest[:BITEXT_FULL_VAL_PER_INTENT]]
+        train += [(t, label) for t in rest[BITEXT_FULL_VAL_PER_INTENT:]]
+    return Splits(train, clinc.oos_train, val, clinc.oos_val, test, clinc.oos_test)
+
+
 VAL_PER_INTENT = 5  # few-shot validation: this many other train examples per intent (plus oos_val)
 
 
@@ -549,6 +589,14 @@ def format_table(results: Sequence[Result]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data", help="path to CLINC150 data_full.json")
+    parser.add_argument(
+        "--bitext",
+        nargs="?",
+        const="",
+        metavar="CSV",
+        help="in-scope intents from the Bitext customer-support CSV (default: the shared datasets' copy) instead of "
+        "CLINC150's, with CLINC150's out-of-scope splits as what must be escalated",
+    )
     parser.add_argument("--json", dest="json_out", help="write all figures to this JSON file")
     parser.add_argument("--skip-rasa", action="store_true", help="skip the Rasa DIET reference")
     parser.add_argument(
@@ -589,6 +637,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     data = dataset_path(args.data)
     full = load_splits(data)
+    if args.bitext is not None:
+        data = bitext_path(args.bitext)
+        full = load_bitext_splits(data, full, args.seed)
     cache_root = Path(args.rasa_cache)
     shots_list: list[int | None] = args.shots
     if args.rasa_train_only:
@@ -641,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shot_order = {("full" if k is None else str(k)): i for i, k in enumerate(shots_list)}
     results.sort(key=lambda r: (shot_order[r.shots], order[r.tuning], r.system))
     print(
-        f"CLINC150 ({data.name}): {len(full.test)} in-scope + {len(full.oos_test)} out-of-scope test queries; "
+        f"{'Bitext, CLINC150 out of scope' if args.bitext is not None else 'CLINC150'} ({data.name}): {len(full.test)} in-scope + {len(full.oos_test)} out-of-scope test queries; "
         f"seed {args.seed}; {os.cpu_count()} CPUs; load average at the end {os.getloadavg()[0]:.1f}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
