@@ -1,0 +1,52 @@
+"""A Sanic + python-socketio server with the relay's websocket receive path (handoff/ws_receive.py), for
+tests/test_ws_receive.py: it acknowledges ``echo`` with its argument and keeps the order messages arrived in.
+
+    python tests/ws_echo_server.py PORT
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import socketio
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from handoff import ws_receive
+
+MAX_SIZE = 64 * 1024
+
+
+def create_app() -> Sanic:
+    ws_receive.install()
+    app = Sanic("ws_echo")
+    app.config.update({"ACCESS_LOG": False, "WEBSOCKET_MAX_SIZE": MAX_SIZE})
+    sio = socketio.AsyncServer(async_mode="sanic", max_http_buffer_size=MAX_SIZE)
+    sio.attach(app)
+    arrived: list[Any] = []
+    disconnects: list[str] = []
+
+    @sio.on("echo")
+    async def echo(_sid: str, data: Any) -> Any:
+        arrived.append(data)
+        return data
+
+    @sio.on("arrived")
+    async def arrived_so_far(_sid: str, _data: Any = None) -> dict[str, Any]:
+        return {"arrived": arrived, "disconnects": len(disconnects)}
+
+    @sio.on("disconnect")
+    async def gone(sid: str, *_: Any) -> None:
+        disconnects.append(sid)
+
+    async def health(_: Request) -> HTTPResponse:
+        return response.json({"status": "ok"})
+
+    app.add_route(health, "/health", methods=["GET"])
+    return app
+
+
+if __name__ == "__main__":
+    create_app().run(host="127.0.0.1", port=int(sys.argv[1]), single_process=True, access_log=False, motd=False)
