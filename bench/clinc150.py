@@ -41,14 +41,15 @@ ESCALATE = "__escalate__"
 # Data
 
 
+def datasets_root() -> Path:
+    """$WARMLINE_DATASETS, else the shared datasets next to the repo."""
+    env = os.environ.get("WARMLINE_DATASETS")
+    return Path(env) if env else (REPO / ".." / "shared" / "datasets").resolve()
+
+
 def dataset_path(cli_value: str | None) -> Path:
     """Where CLINC150 lies: --data, then $WARMLINE_DATASETS/clinc150, then the shared datasets next to the repo."""
-    if cli_value:
-        return Path(cli_value)
-    env = os.environ.get("WARMLINE_DATASETS")
-    if env:
-        return Path(env) / "clinc150" / "data_full.json"
-    return (REPO / ".." / "shared" / "datasets" / "clinc150" / "data_full.json").resolve()
+    return Path(cli_value) if cli_value else datasets_root() / "clinc150" / "data_full.json"
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,7 @@ def bitext_path(cli_value: str) -> Path:
     """Where the Bitext customer-support CSV lies: the given path, else next to CLINC150 in the shared datasets."""
     if cli_value:
         return Path(cli_value)
-    env = os.environ.get("WARMLINE_DATASETS")
-    root = Path(env) if env else (REPO / ".." / "shared" / "datasets").resolve()
-    return root / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
+    return datasets_root() / "bitext-customer-support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
 
 
 BITEXT_TEST_PER_INTENT = 60

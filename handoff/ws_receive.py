@@ -10,11 +10,11 @@ go straight onto the connection's queue, and Engine.IO's reader takes them from 
 there.
 
 What stays Sanic's and the websockets library's: the handshake, the limits on frame and message size, pings and
-pongs, the closing handshake. Reading pauses while a connection has more than ``PAUSE_AT_MESSAGES`` messages or
-``PAUSE_AT_BYTES`` waiting (Sanic paused after one), and resumes once under half of both. A text message that is
+pongs, the closing handshake. Reading pauses once a connection has ``PAUSE_AT_MESSAGES`` messages or ``PAUSE_AT_BYTES``
+waiting (Sanic paused after one), and resumes once under half of both. A text message that is
 not UTF-8 fails the connection with code 1007, as the protocol asks (Sanic's assembler raised in a task nobody
-awaited). ``install()`` patches the two classes once per process; tests/test_ws_receive.py checks it against a
-real relay.
+awaited). ``install()`` patches the two classes once per process; tests/test_ws_receive.py checks it on a real
+Sanic + python-socketio server (tests/ws_echo_server.py), and the relay's own tests run over it.
 """
 
 from __future__ import annotations
