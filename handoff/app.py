@@ -17,7 +17,7 @@ from common.db import HotPathWriter, create_engine, session_factory
 from common.errors import RelayError
 from common.long_lived import freeze_startup_objects
 from common.settings import Settings
-from handoff import origins, rest, ws_receive
+from handoff import origins, rest, ws_transport
 from handoff.admin import admin
 from handoff.agent import AgentSide
 from handoff.api import api
@@ -73,7 +73,7 @@ class RelaySocketServer(socketio.AsyncServer):
 
 
 def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
-    ws_receive.install()  # a socket's messages queued as they arrive, not handed over one by one (ws_receive.py)
+    ws_transport.install()  # a socket's messages queued as they arrive, not handed over one by one (ws_transport.py)
     app = Sanic(name)
     app.config.update(
         {

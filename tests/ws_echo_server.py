@@ -1,7 +1,7 @@
-"""A Sanic + python-socketio server with the relay's websocket receive path (handoff/ws_receive.py), for
-tests/test_ws_receive.py: it acknowledges ``echo`` with its argument and keeps the order messages arrived in.
+"""A Sanic + python-socketio server with the relay's websocket receive path (handoff/ws_transport.py), for
+tests/test_ws_transport.py: it acknowledges ``echo`` with its argument and keeps the order messages arrived in.
 
-    python tests/ws_echo_server.py PORT
+    python tests/ws_echo_server.py PORT [PING_INTERVAL_S]
 """
 
 from __future__ import annotations
@@ -14,16 +14,18 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from handoff import ws_receive
+from handoff import ws_transport
 
 MAX_SIZE = 64 * 1024
 
 
-def create_app() -> Sanic:
-    ws_receive.install()
+def create_app(ping_interval_s: float = 25) -> Sanic:
+    ws_transport.install()
     app = Sanic("ws_echo")
     app.config.update({"ACCESS_LOG": False, "WEBSOCKET_MAX_SIZE": MAX_SIZE})
-    sio = socketio.AsyncServer(async_mode="sanic", max_http_buffer_size=MAX_SIZE)
+    sio = socketio.AsyncServer(
+        async_mode="sanic", max_http_buffer_size=MAX_SIZE, ping_interval=ping_interval_s, ping_timeout=ping_interval_s
+    )
     sio.attach(app)
     arrived: list[Any] = []
     disconnects: list[str] = []
@@ -32,6 +34,12 @@ def create_app() -> Sanic:
     async def echo(_sid: str, data: Any) -> Any:
         arrived.append(data)
         return data
+
+    @sio.on("flood")
+    async def flood(sid: str, count: int) -> int:
+        for n in range(count):  # queued on the socket faster than its writer sends: written several at a time
+            await sio.emit("flooded", n, to=sid)
+        return count
 
     @sio.on("arrived")
     async def arrived_so_far(_sid: str, _data: Any = None) -> dict[str, Any]:
@@ -49,4 +57,5 @@ def create_app() -> Sanic:
 
 
 if __name__ == "__main__":
-    create_app().run(host="127.0.0.1", port=int(sys.argv[1]), single_process=True, access_log=False, motd=False)
+    ping = float(sys.argv[2]) if len(sys.argv) > 2 else 25
+    create_app(ping).run(host="127.0.0.1", port=int(sys.argv[1]), single_process=True, access_log=False, motd=False)

@@ -1,4 +1,4 @@
-"""The relay's websocket receive path (handoff/ws_receive.py) on a real Sanic + python-socketio server: every
+"""The relay's websocket receive path (handoff/ws_transport.py) on a real Sanic + python-socketio server: every
 message of a burst arrives once and in order, fragmented messages are put together, a paused connection resumes,
 and what the protocol refuses (invalid UTF-8, an oversized message) closes the connection as it should."""
 
@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,15 +21,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from common.settings import ROOT
-from handoff import ws_receive
+from handoff import ws_transport
 from tests.stack import free_port
 from tests.ws_echo_server import MAX_SIZE
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+@contextmanager
+def echo_server(*args: str) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ws_echo_server.py"), str(port)], cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ws_echo_server.py"), str(port), *args], cwd=ROOT)
     url = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -40,9 +41,17 @@ def server() -> Iterator[str]:
                 proc.kill()
                 raise RuntimeError("the echo server did not start") from None
             time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with echo_server() as url:
+        yield url
 
 
 class Raw:
@@ -93,7 +102,7 @@ async def arrived(server: str) -> dict[str, Any]:
 
 async def test_a_burst_on_one_socket_arrives_once_in_order_and_each_is_acknowledged(raw: Raw, server: str) -> None:
     count = 2_000  # far over the pause mark: reading pauses and resumes many times on the way
-    assert count > ws_receive.PAUSE_AT_MESSAGES * 10
+    assert count > ws_transport.PAUSE_AT_MESSAGES * 10
     tag = f"burst-{time.monotonic_ns()}"
     for i in range(count):
         await raw.ws.send(f'42{i}["echo",{json.dumps([tag, i])}]')
@@ -169,3 +178,44 @@ async def test_python_socketio_clients_work_over_it(server: str) -> None:
     await polling.connect(f"http://{server}", transports=["polling"])  # the long-polling transport is untouched
     assert await polling.call("echo", "polled", timeout=10) == "polled"
     await polling.eio.disconnect(abort=True)  # python-socketio's polite one waits out the pending long-poll (30 s)
+
+
+async def test_a_polling_client_upgrades_to_the_websocket(server: str) -> None:
+    client = socketio.AsyncClient()
+    await client.connect(f"http://{server}")  # long-polling first, then the upgrade (as browsers connect)
+    assert client.transport() == "websocket"  # python-engineio's client upgrades before connect returns
+    answers = await asyncio.gather(*(client.call("echo", i, timeout=10) for i in range(50)))
+    assert answers == list(range(50))
+    await client.disconnect()
+
+
+async def test_a_burst_from_the_server_arrives_once_in_order(server: str) -> None:
+    client = socketio.AsyncClient()
+    got: list[int] = []
+    all_in = asyncio.Event()
+
+    def flooded(n: int) -> None:
+        got.append(n)
+        if len(got) == 3_000:
+            all_in.set()
+
+    client.on("flooded", flooded)
+    await client.connect(f"http://{server}", transports=["websocket"])
+    assert await client.call("flood", 3_000, timeout=30) == 3_000
+    await asyncio.wait_for(all_in.wait(), 10)
+    assert got == list(range(3_000))
+    await client.disconnect()
+
+
+async def test_a_silent_client_is_dropped_after_the_ping_timeout_and_a_live_one_is_not() -> None:
+    with echo_server("1") as url:  # ping every second, a second to answer
+        silent, live = await Raw.open(url), await Raw.open(url)
+        live_acks = asyncio.create_task(live.acks(1))  # answers every ping while it waits
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed):
+            while True:  # reads the pings, never answers
+                await asyncio.wait_for(silent.ws.recv(), 10)
+        assert time.monotonic() - started < 8
+        await live.ws.send('421["echo","still here"]')
+        assert await live_acks == {1: "still here"}
+        await live.ws.close()
