@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from limits import parse_many
@@ -131,6 +132,42 @@ async def test_in_memory_windows_answer_as_limits_own_moving_window(monkeypatch:
         if mine.remaining == 0:
             assert mine.reset_time == pytest.approx(limits_own.reset_time)
     assert refused > 20  # the schedule does fill the windows
+
+
+async def test_in_memory_windows_count_several_windows_as_limits_own_test_then_hit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Limiter.hit`` on InMemoryWindows (one pass over every window, ``take``) against the same call on limits'
+    MovingWindowRateLimiter (each window tested, then each hit): the same refusals and retry-afters throughout."""
+    import random
+    import time
+
+    from limits.aio.storage import MemoryStorage
+    from limits.aio.strategies import MovingWindowRateLimiter
+
+    from handoff.ratelimit import InMemoryWindows, Limiter, Limits, RateLimited
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    no_settings = cast(Limits, None)  # hit() takes its windows as arguments
+    ours = Limiter(InMemoryWindows(), no_settings)
+    theirs = Limiter(MovingWindowRateLimiter(MemoryStorage()), no_settings)
+    items = parse_many("3 per second; 5 per 10 seconds")
+    rng = random.Random(11)
+    refused = 0
+    for _ in range(400):
+        clock[0] += rng.choice([0.0, 0.0, 0.02, 0.05, 0.1, 0.3, 0.9, 2.5, 11.0]) + rng.random() * 1e-4
+        key = rng.choice(["a", "b"])
+        answers: list[int | None] = []
+        for limiter in (ours, theirs):
+            try:
+                await limiter.hit(items, "f", "connection", key)
+                answers.append(None)
+            except RateLimited as exc:
+                answers.append(exc.retry_after)
+        assert answers[0] == answers[1]
+        refused += answers[0] is not None
+    assert refused > 20
 
 
 async def test_in_memory_windows_forget_idle_keys() -> None:
