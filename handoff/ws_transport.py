@@ -294,9 +294,21 @@ async def _websocket_session(self: AsyncSocket, ws: engineio_sanic.WebSocket) ->
             break
         except Exception:
             server.logger.exception("Unknown receive error")
+    # Sanic cancels the connection's task once the connection is lost, perhaps while the session is still ending:
+    # the ending (the writer's last write, the disconnect handlers: an agent's presence, say) runs to its end.
+    ending = asyncio.ensure_future(_end_session(self, writer_task))
+    _ending.add(ending)
+    ending.add_done_callback(_ending.discard)
+    await asyncio.shield(ending)
+
+
+_ending: set[asyncio.Future[None]] = set()  # sessions still ending, held so that none is collected half-way
+
+
+async def _end_session(self: AsyncSocket, writer_task: asyncio.Future[None]) -> None:
     await self.queue.put(None)  # the writer ends
     await writer_task
-    await self.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
 
 def install() -> None:

@@ -6,6 +6,7 @@ tests/test_ws_transport.py: it acknowledges ``echo`` with its argument and keeps
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -47,6 +48,9 @@ def create_app(ping_interval_s: float = 25) -> Sanic:
 
     @sio.on("disconnect")
     async def gone(sid: str, *_: Any) -> None:
+        # Awaits first, as the relay's do (an agent's presence is written): Sanic cancels the connection's task
+        # once the connection is lost, and the handler must still run to its end.
+        await asyncio.sleep(0.3)
         disconnects.append(sid)
 
     async def health(_: Request) -> HTTPResponse:
