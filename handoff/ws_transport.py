@@ -165,6 +165,11 @@ _sanic_connection_lost = WebsocketImplProtocol.connection_lost
 def _connection_lost(self: WebsocketImplProtocol, exc: Exception | None) -> None:
     _sanic_connection_lost(self, exc)
     inbox_of(self).close()
+    # Sanic's HTTP protocol keeps a timer to check its timeouts (up to 30 s away), which holds the whole closed
+    # connection until it fires (docs/reliability.md); a connection that is gone has no timeout left to check.
+    timer = getattr(self.io_proto, "_callback_check_timeouts", None)
+    if timer is not None:
+        timer.cancel()
 
 
 async def _engineio_wait(self: Any) -> str | bytes:
