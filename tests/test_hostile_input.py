@@ -395,9 +395,9 @@ def test_hostile_input_at_volume(relay: Relay, test_output: Path) -> None:
     try:
         fuzzer.run([RestCall("GET", "/health", b"", None, "")])
         # Warm-up before the baseline, so that start-up allocations are not counted, and long enough for the
-        # relay's memory to reach its steady state under this churn of connections: Sanic 25.12 keeps each closed
-        # websocket (about 17-23 KiB) referenced from a timer for 15-30 s before it is freed (measured with a bare
-        # Sanic app: docs/reliability.md).
+        # relay's memory to reach its steady state under this churn of connections (Sanic 25.12 kept each closed
+        # websocket, about 17-23 KiB, referenced from a timer for 15-30 s; the relay now cancels that timer:
+        # docs/reliability.md).
         warmup_until = time.monotonic() + WARMUP_S
         while time.monotonic() < warmup_until:
             send()

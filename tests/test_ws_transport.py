@@ -224,3 +224,20 @@ async def test_a_silent_client_is_dropped_after_the_ping_timeout_and_a_live_one_
         await live.ws.send('421["echo","still here"]')
         assert await live_acks == {1: "still here"}
         await live.ws.close()
+
+
+async def test_closed_connections_are_freed_at_once(server: str) -> None:
+    """Sanic's timeout-check timer held each closed connection for up to 30 s (docs/reliability.md): memory under
+    a churn of connections grew with it. A lost connection cancels that timer."""
+    probe = socketio.AsyncClient()
+    await probe.connect(f"http://{server}", transports=["websocket"])
+    before = await probe.call("connections_held", timeout=10)
+    for _ in range(5):
+        clients = [await Raw.open(server) for _ in range(20)]
+        for client in clients:
+            client.ws.transport.abort()
+    deadline = time.monotonic() + 5
+    while (held := await probe.call("connections_held", timeout=10)) > before:
+        assert time.monotonic() < deadline, f"{held - before} closed connections still held"
+        await asyncio.sleep(0.2)
+    await probe.disconnect()

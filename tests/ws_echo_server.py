@@ -7,6 +7,7 @@ tests/test_ws_transport.py: it acknowledges ``echo`` with its argument and keeps
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from typing import Any
 
@@ -14,6 +15,7 @@ import socketio
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from handoff import ws_transport
 
@@ -41,6 +43,12 @@ def create_app(ping_interval_s: float = 25) -> Sanic:
         for n in range(count):  # queued on the socket faster than its writer sends: written several at a time
             await sio.emit("flooded", n, to=sid)
         return count
+
+    @sio.on("connections_held")
+    async def connections_held(_sid: str, _data: Any = None) -> int:
+        """Websocket connections this process still holds, open or closed (closed ones should go at once)."""
+        gc.collect()
+        return sum(isinstance(o, WebsocketImplProtocol) for o in gc.get_objects())
 
     @sio.on("arrived")
     async def arrived_so_far(_sid: str, _data: Any = None) -> dict[str, Any]:
