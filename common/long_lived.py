@@ -16,8 +16,8 @@ from typing import Any
 # collections of about 10 ms in the same traffic, and no full one.
 YOUNG_GENERATION_THRESHOLD = 10_000
 # With few objects promoted, CPython's own rule (a full collection once a quarter of the oldest generation is new)
-# rarely fires, and reference cycles that die old wait for it: a closed websocket's objects (Sanic holds them
-# 15-30 s), which grew the relay's memory 14-21 % in tests/test_hostile_input.py's 30 s. So a full collection also
+# rarely fires, and reference cycles that die old wait for it (closed websockets' objects, which Sanic held 15-30 s,
+# grew the relay's memory 14-21 % in tests/test_hostile_input.py's 30 s without it). So a full collection also
 # runs on a clock: every FULL_COLLECTION_MIN_S at most, and never more than FULL_COLLECTION_CPU_SHARE of the
 # time (its pause grows with the live objects: about 85 ms with 500 sockets connected on this 2-core machine).
 FULL_COLLECTION_MIN_S = 5.0

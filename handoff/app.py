@@ -73,7 +73,7 @@ class RelaySocketServer(socketio.AsyncServer):
 
 
 def create_app(settings: Settings, name: str = "warmline_relay") -> Sanic:
-    ws_transport.install()  # a socket's messages queued as they arrive, not handed over one by one (ws_transport.py)
+    ws_transport.install()  # a socket's messages queued as they arrive, and Engine.IO's loop on them (ws_transport.py)
     app = Sanic(name)
     app.config.update(
         {

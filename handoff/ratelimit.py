@@ -76,8 +76,9 @@ class InMemoryWindows:
         self._events: dict[str, tuple[deque[float], float]] = {}  # key -> (times, the window's length in s)
         self._since_sweep = 0
 
-    def _live(self, item: RateLimitItem, identifiers: tuple[str, ...], now: float) -> deque[float] | None:
-        entry = self._events.get(item.key_for(*identifiers))
+    def _live(self, key: str, now: float) -> deque[float] | None:
+        """The key's times still inside its window (older ones dropped), or None for a key not held."""
+        entry = self._events.get(key)
         if entry is None:
             return None
         times, expiry = entry
@@ -86,22 +87,11 @@ class InMemoryWindows:
         return times
 
     async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
-        times = self._live(item, identifiers, time.time())
+        times = self._live(item.key_for(*identifiers), time.time())
         return times is None or len(times) < item.amount
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
-        now = time.time()
-        times = self._live(item, identifiers, now)
-        if times is None:
-            times = deque(maxlen=item.amount)
-            self._events[item.key_for(*identifiers)] = (times, item.get_expiry())
-        elif len(times) >= item.amount:
-            return False
-        times.append(now)
-        self._since_sweep += 1
-        if self._since_sweep >= self.SWEEP_EVERY:
-            self._sweep(now)
-        return True
+        return self.take((item,), identifiers) is None
 
     def take(self, items: Sequence[RateLimitItem], identifiers: tuple[str, ...]) -> RateLimitItem | None:
         """``test`` then ``hit`` of every item in one pass (each key built once, no awaits): an event counted in
@@ -110,14 +100,9 @@ class InMemoryWindows:
         windows: list[tuple[RateLimitItem, str, deque[float] | None]] = []
         for item in items:
             key = item.key_for(*identifiers)
-            entry = self._events.get(key)
-            times = None
-            if entry is not None:
-                times, expiry = entry
-                while times and times[0] < now - expiry:
-                    times.popleft()
-                if len(times) >= item.amount:
-                    return item
+            times = self._live(key, now)
+            if times is not None and len(times) >= item.amount:
+                return item
             windows.append((item, key, times))
         for item, key, times in windows:
             if times is None:
@@ -134,7 +119,7 @@ class InMemoryWindows:
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         now = time.time()
-        times = self._live(item, identifiers, now) or deque()
+        times = self._live(item.key_for(*identifiers), now) or deque()
         reset = (times[0] if len(times) >= item.amount else now) + item.get_expiry()
         return WindowStats(reset, item.amount - len(times))
 
